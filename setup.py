@@ -1,0 +1,38 @@
+"""Build of offhook's compiled audio core.
+
+The C kernels in csrc/ are plain C99 (no Python API); the Cython wrappers in
+src/offhook/audio/ expose them. Portable -O3 by default; OFFHOOK_NATIVE=1 adds
+-march=native for local builds only (never in a wheel we ship).
+"""
+import glob
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+CFLAGS = ["-O3", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-function", "-Wno-unreachable-code"]
+if os.environ.get("OFFHOOK_NATIVE") == "1":
+    CFLAGS.append("-march=native")
+
+extensions = [
+    Extension(
+        "offhook.audio._core",
+        sources=["src/offhook/audio/_core.pyx", *sorted(glob.glob("csrc/*.c"))],
+        include_dirs=["csrc"],
+        extra_compile_args=CFLAGS,
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+    ),
+)

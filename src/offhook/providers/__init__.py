@@ -1,0 +1,1 @@
+"""offhook.providers."""
