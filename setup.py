@@ -10,7 +10,10 @@ import os
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-CFLAGS = ["-O3", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-function", "-Wno-unreachable-code"]
+CFLAGS = ["-O3", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-function", "-Wno-unreachable-code", "-fopenmp-simd",
+          # Python builds with -fwrapv, which stops GCC turning the int16 dot products into
+          # multiply-add vector code (2.7x slower); our C does not rely on signed wrap-around.
+          "-fno-wrapv"]
 if os.environ.get("OFFHOOK_NATIVE") == "1":
     CFLAGS.append("-march=native")
 
@@ -20,7 +23,6 @@ extensions = [
         sources=["src/offhook/audio/_core.pyx", *sorted(glob.glob("csrc/*.c"))],
         include_dirs=["csrc"],
         extra_compile_args=CFLAGS,
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),
 ]
 
