@@ -158,25 +158,6 @@ size_t oh_rs_output_len(const oh_resampler *rs, size_t n_in) {
     return (size_t)(outputs_for(rs, rs->total_in + (long long)n_in) - rs->out_n);
 }
 
-static inline int32_t dot(const int16_t *restrict a, const int16_t *restrict b, int n) {
-    int32_t acc = 0;
-    int i, j;
-    if (n % OH_RS_LANES) {
-        for (i = 0; i < n; i++) acc += (int32_t)a[i] * (int32_t)b[i];
-        return acc;
-    }
-    for (i = 0; i < n; i += OH_RS_LANES)
-        for (j = 0; j < OH_RS_LANES; j++) acc += (int32_t)a[i + j] * (int32_t)b[i + j];
-    return acc;
-}
-
-static inline int16_t scale16(int32_t acc, int shift) {
-    int64_t r = shift > 0 ? (((int64_t)acc + ((int64_t)1 << (shift - 1))) >> shift) : acc;
-    if (r > 32767) r = 32767;
-    if (r < -32768) r = -32768;
-    return (int16_t)r;
-}
-
 /* Compiled twice where the toolchain can (baseline x86-64 and AVX2, picked at load time), so the
  * wheel stays portable while AVX2 machines get twice the multiply-add width. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
@@ -186,17 +167,35 @@ static inline int16_t scale16(int32_t acc, int shift) {
 #endif
 
 OH_MULTIVERSION
-static size_t run_block(oh_resampler *rs, long long limit, int shift, int16_t *out) {
-    /* one division per block, then step phase and input index incrementally */
+static size_t run_block(oh_resampler *rs, long long limit, int shift, int16_t *restrict out) {
+    /* one division per block, then step phase and input index incrementally; everything the loop
+     * touches is in locals so the compiler keeps it in registers */
     const int K = rs->K, L = rs->L, M = rs->M, dq = M / L, dr = M % L;
-    long long t = rs->out_n * M;
+    const long long first = rs->out_n;
+    const size_t count = (size_t)(limit - first);
+    const int16_t *restrict coef = rs->coef;
+    const int *restrict span = rs->span;
+    const int16_t *restrict h = rs->hist - (K - 1) - rs->in_pos;
+    long long t = first * M;
     long long i0 = floor_div(t, L);
     int p = (int)(t - i0 * L);
-    const int16_t *h = rs->hist - (K - 1) - rs->in_pos;
-    size_t written = 0;
-    for (; rs->out_n < limit; rs->out_n++) {
-        const int lo = rs->span[2 * p], n = rs->span[2 * p + 1];
-        out[written++] = scale16(dot(rs->coef + (size_t)p * K + lo, h + i0 + lo, n), shift);
+    const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+    size_t j;
+    for (j = 0; j < count; j++) {
+        const int lo = span[2 * p], n = span[2 * p + 1];
+        const int16_t *restrict c = coef + (size_t)p * K + lo;
+        const int16_t *restrict x = h + i0 + lo;
+        int32_t acc = 0;
+        int i, k;
+        if (n % OH_RS_LANES) {
+            for (i = 0; i < n; i++) acc += (int32_t)c[i] * (int32_t)x[i];
+        } else {
+            for (i = 0; i < n; i += OH_RS_LANES)
+                for (k = 0; k < OH_RS_LANES; k++) acc += (int32_t)c[i + k] * (int32_t)x[i + k];
+        }
+        /* |acc| + round < 2^31 by the choice of shift/pre in oh_rs_init */
+        acc = (acc + round) >> shift;
+        out[j] = (int16_t)(acc > 32767 ? 32767 : acc < -32768 ? -32768 : acc);
         i0 += dq;
         p += dr;
         if (p >= L) {
@@ -204,7 +203,8 @@ static size_t run_block(oh_resampler *rs, long long limit, int shift, int16_t *o
             i0++;
         }
     }
-    return written;
+    rs->out_n = limit;
+    return count;
 }
 
 size_t oh_rs_process(oh_resampler *rs, const int16_t *in, size_t n_in, int16_t *out) {
