@@ -1,0 +1,222 @@
+"""The ASGI application Twilio talks to.
+
+Plain ASGI rather than Starlette: we serve one WebSocket route whose every message is on the hot
+path plus five tiny HTTP routes, so a framework's routing, request objects and middleware would only
+add per-message work and a dependency; what we need from HTTP (form bodies, headers) is a few lines.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Callable
+from urllib.parse import parse_qsl
+
+import trio
+
+from offhook.server.config import Config
+from offhook.server.media import AfterAction, CallHandler, MediaCall, MediaSession
+from offhook.twilio import twiml
+from offhook.twilio.pacer import Ticker
+from offhook.twilio.signature import SignatureChecker, public_url
+
+log = logging.getLogger("offhook.server")
+
+MAX_BODY = 64 * 1024
+
+
+def _headers(scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _path_qs(scope) -> str:
+    qs = scope.get("query_string", b"").decode("latin-1")
+    return scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0] + (f"?{qs}" if qs else "")
+
+
+def _client(scope) -> str:
+    c = scope.get("client")
+    return f"{c[0]}:{c[1]}" if c else "?"
+
+
+class OffhookApp:
+    def __init__(self, config: Config, handler_factory: Callable[[MediaCall], CallHandler],
+                 ticker: Ticker | None = None):
+        self.config = config
+        self.handler_factory = handler_factory
+        self.ticker = ticker or Ticker()
+        self.signatures = SignatureChecker(config.twilio_auth_token, config.public_url) \
+            if config.validate_signatures else None
+        self.active: dict[str, MediaCall] = {}
+        self.after_actions: dict[str, tuple[float, AfterAction]] = {}
+        self.statuses: dict[str, dict] = {}
+        self.finished: list[MediaCall] = []       # recent calls, newest last (bounded)
+        self.rejected: list[tuple[str, str]] = []  # (path, remote) of refused requests
+        self.call_started_hooks: list[Callable[[MediaCall], None]] = []
+        self.call_ended_hooks: list[Callable[[MediaCall], None]] = []
+        self.status_hooks: list[Callable[[dict], None]] = []
+        self.accepting = True
+
+    # ---------------------------------------------------------------- ASGI entry
+    async def __call__(self, scope, receive, send):
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            if scope["path"] == "/twilio/media":
+                await self._media(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+        elif kind == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive, send):
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # ---------------------------------------------------------------- HTTP
+    async def _respond(self, send, status: int, body: str | bytes, ctype: str = "text/plain; charset=utf-8",
+                       headers: list | None = None):
+        data = body.encode() if isinstance(body, str) else body
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(data)).encode()),
+                                *(headers or [])]})
+        await send({"type": "http.response.body", "body": data})
+
+    async def _read_body(self, receive) -> bytes | None:
+        body = b""
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return None
+            body += msg.get("body", b"")
+            if len(body) > MAX_BODY:
+                return None
+            if not msg.get("more_body"):
+                return body
+
+    async def _http(self, scope, receive, send):
+        path, method = scope["path"], scope["method"]
+        routes = {
+            ("POST", "/twilio/voice"): self._voice,
+            ("POST", "/twilio/after-stream"): self._after_stream,
+            ("POST", "/twilio/status"): self._status,
+        }
+        extra = getattr(self, "extra_routes", {})
+        if (method, path) in routes:
+            body = await self._read_body(receive)
+            if body is None:
+                return await self._respond(send, 413, "request body too large")
+            try:
+                params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+            except UnicodeDecodeError:
+                return await self._respond(send, 400, "bad form body")
+            headers = _headers(scope)
+            if self.signatures and not self.signatures.check_http(_path_qs(scope), headers, params,
+                                                                  scope.get("scheme", "http")):
+                self._refuse(path, scope)
+                return await self._respond(send, 403, "invalid Twilio signature")
+            status, ctype, out = await routes[(method, path)](scope, headers, params)
+            return await self._respond(send, status, out, ctype)
+        if path == "/healthz" and method == "GET":
+            return await self._respond(send, 200, json.dumps(
+                {"status": "ok" if self.accepting else "draining", "active_calls": len(self.active)}),
+                "application/json")
+        if (method, path) in extra:
+            return await extra[(method, path)](scope, receive, send)
+        for (m, prefix), fn in extra.items():
+            if prefix.endswith("/") and path.startswith(prefix) and m == method:
+                return await fn(scope, receive, send)
+        await self._respond(send, 404, "not found")
+
+    def _refuse(self, path: str, scope) -> None:
+        remote = _client(scope)
+        self.rejected.append((path, remote))
+        del self.rejected[:-100]
+        # never log the token or the signature itself
+        log.warning("refused %s from %s: missing or invalid X-Twilio-Signature", path, remote)
+
+    def media_url(self, headers: dict[str, str], scheme: str) -> str:
+        return public_url("/twilio/media", headers, self.config.public_url, scheme, websocket=True)
+
+    async def _voice(self, scope, headers, params):
+        scheme = scope.get("scheme", "http")
+        if not self.accepting:
+            # draining: do not start new calls here
+            return 503, "text/plain", "draining"
+        xml = twiml.connect_stream(
+            self.media_url(headers, scheme),
+            public_url("/twilio/after-stream", headers, self.config.public_url, scheme),
+            {"from": params.get("From", ""), "to": params.get("To", ""), "callSid": params.get("CallSid", "")},
+        )
+        return 200, "application/xml", xml
+
+    async def _after_stream(self, scope, headers, params):
+        now = time.monotonic()
+        for sid, (t, _) in list(self.after_actions.items()):
+            if now - t > 3600:
+                del self.after_actions[sid]
+        _, action = self.after_actions.pop(params.get("CallSid", ""), (0.0, AfterAction()))
+        if action.kind == "voicemail":
+            xml = twiml.voicemail(action.prompt or self.config.voicemail_prompt)
+        elif action.kind == "dial" and action.number:
+            xml = twiml.dial_human(action.number, fallback_prompt=self.config.voicemail_prompt)
+        else:
+            xml = twiml.hangup()
+        return 200, "application/xml", xml
+
+    async def _status(self, scope, headers, params):
+        rec = {k: params.get(k, "") for k in ("CallSid", "CallStatus", "CallDuration", "From", "To", "Timestamp")}
+        self.statuses[rec["CallSid"]] = rec
+        for hook in self.status_hooks:
+            hook(rec)
+        return 204, "text/plain", ""
+
+    # ---------------------------------------------------------------- WebSocket
+    async def _media(self, scope, receive, send):
+        msg = await receive()
+        if msg["type"] != "websocket.connect":
+            return
+        if self.signatures and not self.signatures.check_ws(_path_qs(scope), _headers(scope), scope.get("scheme", "ws")):
+            self._refuse(scope["path"], scope)
+            await send({"type": "websocket.close", "code": 1008})  # before accept: handshake refused (403)
+            return
+        await send({"type": "websocket.accept"})
+
+        async def send_text(text: str) -> None:
+            await send({"type": "websocket.send", "text": text})
+
+        session = MediaSession(receive, send_text, self.ticker, self.handler_factory,
+                               lead=self.config.pacer_lead_ms / 1000, mark_every=self.config.mark_every_frames,
+                               on_start=self._call_started, on_end=self._call_ended)
+        try:
+            await session.run()
+        finally:
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(1.0):
+                    try:
+                        await send({"type": "websocket.close", "code": 1000})
+                    except Exception:
+                        pass  # already closed by the peer
+
+    def _call_started(self, call: MediaCall) -> None:
+        self.active[call.call_sid] = call
+        for hook in self.call_started_hooks:
+            hook(call)
+
+    def _call_ended(self, call: MediaCall) -> None:
+        self.active.pop(call.call_sid, None)
+        if call.after is not None:
+            self.after_actions[call.call_sid] = (time.monotonic(), call.after)
+        self.finished.append(call)
+        del self.finished[:-200]
+        for hook in self.call_ended_hooks:
+            try:
+                hook(call)
+            except Exception:
+                log.exception("call-ended hook failed for %s", call.call_sid)

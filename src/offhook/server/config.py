@@ -1,0 +1,105 @@
+"""Server configuration: environment variables, optionally overlaid by a TOML file.
+
+Precedence: command-line flags > environment > TOML file > defaults. Unknown TOML keys and
+unparseable values are errors at start-up (a typo must not silently run with defaults). Secrets are
+kept out of repr() so a logged config never leaks them.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _bool(v: str | bool) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"not a boolean: {v!r}")
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None            # https base Twilio reaches (wss derived)
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = field(default="", repr=False)
+    validate_signatures: bool = True
+    mode: str = "agent"                      # "agent" | "echo" (diagnostic)
+    data_dir: str = "offhook-data"
+    database_url: str = field(default="", repr=False)
+    metrics_token: str = field(default="", repr=False)
+    pacer_lead_ms: int = 80
+    mark_every_frames: int = 10
+    max_message_bytes: int = 64 * 1024
+    profile: str = ""                        # business profile TOML (default: the bundled sample)
+    voicemail_prompt: str = "Sorry, I couldn't help with that. Please leave a message after the tone."
+    handoff_number: str = ""                 # when set, handoff dials this number instead of voicemail
+    providers: dict = field(default_factory=dict)  # [providers] table: stt/llm/tts choices and options
+
+    ENV = {
+        "OFFHOOK_HOST": "host", "OFFHOOK_PORT": "port", "OFFHOOK_PUBLIC_URL": "public_url",
+        "TWILIO_ACCOUNT_SID": "twilio_account_sid", "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+        "OFFHOOK_VALIDATE_SIGNATURES": "validate_signatures", "OFFHOOK_MODE": "mode",
+        "OFFHOOK_DATA_DIR": "data_dir", "DATABASE_URL": "database_url",
+        "OFFHOOK_METRICS_TOKEN": "metrics_token", "OFFHOOK_PROFILE": "profile",
+        "OFFHOOK_HANDOFF_NUMBER": "handoff_number",
+    }
+
+    @classmethod
+    def load(cls, path: str | None = None, env: dict[str, str] | None = None, **overrides) -> "Config":
+        env = os.environ if env is None else env
+        values: dict = {}
+        known = {f.name for f in fields(cls)}
+        if path:
+            try:
+                data = tomllib.loads(Path(path).read_text())
+            except FileNotFoundError:
+                raise ConfigError(f"config file not found: {path}") from None
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"{path}: not valid TOML: {e}") from None
+            section = data.get("offhook", data)
+            for k, v in section.items():
+                if k not in known:
+                    raise ConfigError(f"{path}: unknown setting {k!r}")
+                values[k] = v
+        for var, name in cls.ENV.items():
+            if env.get(var) not in (None, ""):
+                values[name] = env[var]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        cfg = cls()
+        for k, v in values.items():
+            setattr(cfg, k, v)
+        cfg._coerce()
+        return cfg
+
+    def _coerce(self) -> None:
+        for name in ("port", "pacer_lead_ms", "mark_every_frames", "max_message_bytes"):
+            try:
+                setattr(self, name, int(getattr(self, name)))
+            except (TypeError, ValueError):
+                raise ConfigError(f"{name} must be an integer, got {getattr(self, name)!r}") from None
+        self.validate_signatures = _bool(self.validate_signatures)
+        if not (0 <= self.port <= 65535):
+            raise ConfigError(f"port out of range: {self.port}")
+        if self.mode not in ("agent", "echo"):
+            raise ConfigError(f"mode must be 'agent' or 'echo', got {self.mode!r}")
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            raise ConfigError("OFFHOOK_PUBLIC_URL must start with https:// (or http:// for local use)")
+        if self.validate_signatures and not self.twilio_auth_token:
+            raise ConfigError("TWILIO_AUTH_TOKEN is required to validate Twilio signatures "
+                              "(or run with --insecure-dev / OFFHOOK_VALIDATE_SIGNATURES=0 for local use)")
+        if not (0 <= self.pacer_lead_ms <= 1000):
+            raise ConfigError("pacer_lead_ms must be 0..1000")
+        if not isinstance(self.providers, dict):
+            raise ConfigError("[providers] must be a table")

@@ -1,0 +1,261 @@
+"""Paced playback to Twilio with marks, and the playback ledger.
+
+One process-wide `Ticker` wakes every call's `Pacer` on a shared 20 ms grid (one timer for all calls,
+not a sleeping task each). A pacer keeps Twilio's buffer `lead` seconds ahead of real time: frames
+for a new utterance go out at once up to the lead (first audio is never held for a tick), then one
+per tick. Every `mark_every` frames, and at the end of each utterance, it sends a `mark`; Twilio
+echoes a mark when the audio before it has played, and echoes all pending marks after a `clear`.
+
+The ledger models Twilio's playout: each frame is scheduled to play at max(end of the previous frame,
+time sent). From it the agent can ask, at any moment, whether the caller is still hearing agent
+audio and how much of an utterance (ms, and text via the TTS alignment) they heard. Echoed marks
+are the ground truth that the estimate never goes below.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import trio
+
+from offhook.twilio.protocol import OutboundBuilder
+
+FRAME_S = 0.020
+
+
+class Ticker:
+    """The process-wide 20 ms playback clock."""
+
+    def __init__(self, period: float = FRAME_S):
+        self.period = period
+        self._lot = trio.lowlevel.ParkingLot()
+        self.ticks = 0
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        deadline = trio.current_time()
+        task_status.started()
+        while True:
+            deadline += self.period
+            await trio.sleep_until(deadline)
+            self.ticks += 1
+            self._lot.unpark_all()
+
+    async def wait(self) -> None:
+        await self._lot.park()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._lot)
+
+
+@dataclass
+class Utterance:
+    """Ledger entry: what was sent of one agent utterance and what the caller heard."""
+    id: int
+    text: str = ""
+    alignment: list[tuple[str, float, float]] = field(default_factory=list)  # (text, start_ms, end_ms)
+    enqueued: int = 0
+    sent: int = 0
+    play_starts: list[float] = field(default_factory=list)  # scheduled play time of each sent frame
+    marks: dict[str, int] = field(default_factory=dict)     # mark name -> frames before it
+    confirmed_frames: int = 0                               # from echoed marks
+    ended: bool = False            # no more audio will be enqueued
+    end_mark_echoed: bool = False
+    cleared_at: float | None = None
+    heard_ms_at_clear: float | None = None
+    first_sent_at: float | None = None
+
+    @property
+    def sent_ms(self) -> float:
+        return self.sent * FRAME_S * 1000
+
+    def heard_ms(self, now: float) -> float:
+        """Estimated audio played by `now` (ms), never less than what echoed marks confirm."""
+        if self.heard_ms_at_clear is not None:
+            return self.heard_ms_at_clear
+        i = bisect.bisect_right(self.play_starts, now)  # frames that started playing
+        ms = 0.0
+        if i:
+            ms = (i - 1) * FRAME_S * 1000 + min(FRAME_S, now - self.play_starts[i - 1]) * 1000
+        return max(ms, self.confirmed_frames * FRAME_S * 1000)
+
+    def heard_text(self, heard_ms: float) -> str:
+        """The words whose audio ended within heard_ms (a word cut mid-way counts as not heard)."""
+        if not self.alignment:
+            if not self.text or self.enqueued == 0:
+                return ""
+            # no alignment: proportional estimate on word boundaries
+            frac = min(1.0, heard_ms / max(1.0, self.enqueued * FRAME_S * 1000))
+            words = self.text.split()
+            return " ".join(words[: int(len(words) * frac + 1e-9)])
+        out = [t for t, _, end in self.alignment if end <= heard_ms]
+        return "".join(out) if any(len(t) == 1 for t in out) else " ".join(out)
+
+
+@dataclass(frozen=True)
+class Heard:
+    utterance_id: int
+    heard_ms: float
+    sent_ms: float
+    text: str
+
+
+class Pacer:
+    def __init__(self, send: Callable[[str], Awaitable[None]], builder: OutboundBuilder, ticker: Ticker,
+                 *, lead: float = 0.08, mark_every: int = 10, send_lock: trio.Lock | None = None):
+        if not (0.0 <= lead <= 1.0):
+            raise ValueError("lead must be between 0 and 1 s")
+        if mark_every < 1:
+            raise ValueError("mark_every must be >= 1")
+        self._send = send
+        self.builder = builder
+        self.ticker = ticker
+        self.lead = lead
+        self.mark_every = mark_every
+        self.lock = send_lock or trio.Lock()
+        self._queue: deque[tuple[bytes, Utterance]] = deque()
+        self._work = trio.Event()
+        self._next_id = 0
+        self.current: Utterance | None = None
+        self.utterances: dict[int, Utterance] = {}
+        self.play_end = 0.0          # when Twilio's buffer runs dry, by the model
+        self.frames_sent = 0
+        self.clear_latencies: list[float] = []  # clear() call -> clear message written (s)
+        self.late_frames = 0         # frames sent after their scheduled play time (buffer ran dry)
+
+    # ---------------------------------------------------------------- producer side
+    def start_utterance(self, text: str = "") -> Utterance:
+        if self.current is not None and not self.current.ended:
+            self.end_utterance()
+        self._next_id += 1
+        u = Utterance(self._next_id, text)
+        self.utterances[u.id] = u
+        self.current = u
+        # keep the ledger bounded on long calls
+        while len(self.utterances) > 64:
+            self.utterances.pop(next(iter(self.utterances)))
+        return u
+
+    def enqueue(self, frames: list[bytes]) -> None:
+        u = self.current
+        if u is None or u.ended:
+            u = self.start_utterance()
+        for f in frames:
+            if len(f) != 160:
+                raise ValueError(f"frames must be 160 bytes of mu-law, got {len(f)}")
+            self._queue.append((f, u))
+        u.enqueued += len(frames)
+        if frames:
+            self._work.set()
+
+    def add_alignment(self, items) -> None:
+        if self.current is not None and items:
+            self.current.alignment.extend(items)
+
+    def add_text(self, text: str) -> None:
+        if self.current is not None:
+            self.current.text += text
+
+    def end_utterance(self) -> None:
+        u = self.current
+        if u is None or u.ended:
+            return
+        u.ended = True
+        self._queue.append((b"", u))  # end-of-utterance marker: send the final mark after its audio
+        self._work.set()
+
+    # ---------------------------------------------------------------- state
+    @property
+    def queued_frames(self) -> int:
+        return sum(1 for f, _ in self._queue if f)
+
+    def playing(self, now: float | None = None) -> bool:
+        """Is the caller (still) hearing agent audio, or about to?"""
+        now = trio.current_time() if now is None else now
+        if any(f for f, _ in self._queue):
+            return True
+        return now < self.play_end
+
+    def heard(self, utterance: Utterance | None = None, now: float | None = None) -> Heard | None:
+        u = utterance or self.current
+        if u is None:
+            return None
+        now = trio.current_time() if now is None else now
+        ms = u.heard_ms(now)
+        return Heard(u.id, ms, u.sent_ms, u.heard_text(ms))
+
+    # ---------------------------------------------------------------- Twilio echoes
+    def on_mark(self, name: str) -> Utterance | None:
+        """Feed every mark Twilio echoes. Returns the utterance it belongs to (None if unknown)."""
+        uid, _, pos = name.partition(":")
+        try:
+            u = self.utterances.get(int(uid))
+        except ValueError:
+            return None
+        if u is None or name not in u.marks:
+            return None
+        if u.cleared_at is not None:
+            return u  # echoed because of clear, not because it played
+        u.confirmed_frames = max(u.confirmed_frames, u.marks[name])
+        if pos == "end":
+            u.end_mark_echoed = True
+        return u
+
+    # ---------------------------------------------------------------- barge-in
+    async def clear(self) -> Heard | None:
+        """Send Twilio `clear`, drop everything queued, and say what the caller heard."""
+        t0 = trio.current_time()
+        u = self.current
+        self._queue.clear()
+        heard = None
+        if u is not None:
+            ms = u.heard_ms(t0)
+            heard = Heard(u.id, ms, u.sent_ms, u.heard_text(ms))
+            u.heard_ms_at_clear = ms
+            u.cleared_at = t0
+            u.ended = True
+        self.play_end = t0
+        async with self.lock:
+            await self._send(self.builder.clear())
+        self.clear_latencies.append(trio.current_time() - t0)
+        return heard
+
+    # ---------------------------------------------------------------- the sending task
+    async def run(self) -> None:
+        while True:
+            if not self._queue:
+                self._work = trio.Event()
+                await self._work.wait()
+            await self._send_due()
+            if self._queue:
+                await self.ticker.wait()
+
+    async def _send_due(self) -> None:
+        now = trio.current_time()
+        while self._queue and self.play_end < now + self.lead:
+            frame, u = self._queue.popleft()
+            if not frame:
+                await self._mark(u, f"{u.id}:end")
+                continue
+            start = max(self.play_end, now)
+            if self.play_end and start > self.play_end + 1e-9 and u.sent:
+                self.late_frames += 1
+            async with self.lock:
+                await self._send(self.builder.media(frame))
+            if u.cleared_at is not None:
+                return  # cleared while we were sending
+            self.play_end = start + FRAME_S
+            u.play_starts.append(start)
+            if u.first_sent_at is None:
+                u.first_sent_at = now
+            u.sent += 1
+            self.frames_sent += 1
+            if u.sent % self.mark_every == 0:
+                await self._mark(u, f"{u.id}:{u.sent}")
+
+    async def _mark(self, u: Utterance, name: str) -> None:
+        u.marks[name] = u.sent
+        async with self.lock:
+            await self._send(self.builder.mark(name))
