@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import binascii
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -111,6 +111,7 @@ class ClientMessage:
     generation_config: Mapping[str, Any] | None = None
     api_key: str | None = None
     authorization: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the JSON as sent
 
     @property
     def is_keep_alive(self) -> bool:
@@ -132,7 +133,7 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         text=text, context_id=ctx, flush=data.get("flush") is True,
         close_context=data.get("close_context") is True, close_socket=data.get("close_socket") is True,
         voice_settings=data.get("voice_settings"), generation_config=data.get("generation_config"),
-        api_key=data.get("xi_api_key", data.get("xi-api-key")), authorization=data.get("authorization"))
+        api_key=data.get("xi_api_key", data.get("xi-api-key")), authorization=data.get("authorization"), data=data)
 
 
 # ---------------------------------------------------------------- server -> client

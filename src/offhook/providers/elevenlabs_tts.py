@@ -1,0 +1,508 @@
+"""ElevenLabs streaming TTS over the `multi-stream-input` WebSocket (trio-websocket; the SDK's own
+WebSocket client is sync/asyncio-only, see PROTOCOLS.md §2.3).
+
+    tts = ElevenLabsTTS()                        # key, voice, model, base URL from the environment
+    async with tts.session() as session:         # one warm connection per call
+        async with session.utterance() as utt:   # one context per agent turn
+            await utt.send_text("Sure, ")        # clauses as the LLM produces them
+            await utt.send_text("one moment. ")
+            await utt.flush()                    # no more text
+            async for chunk in utt:              # μ-law 8 kHz + character alignment
+                ...
+
+- Leaving `utterance()` before the audio has finished (barge-in: the responder's scope is
+  cancelled) sends `close_context`; audio that was already in flight for that context is dropped
+  (`session.stale_chunks_dropped`) and the connection stays warm for the next turn.
+- The first text of an utterance and every sentence end go with `flush: true`, so generation
+  starts at once instead of waiting for the server's chunk_length_schedule.
+- `flush()` sends `flush` then `close_context`: the server finishes the audio, then `isFinal`
+  ends the iteration and frees the context (at most 5 per connection).
+- An open context always exists (one is opened with the connection and reopened lazily), so the
+  keep-alive `{"text":"","context_id":…}` always has a target: the server closes sockets idle
+  for ~20 s.
+- Failures raise TTSError from the utterance (iteration, send_text, flush); the session stays
+  usable: the next utterance reconnects if the connection was lost (except after an auth error,
+  which is final). Deadlines, all on trio.current_time():
+    first_audio_timeout  (None = off) from the first send_text to the first audio chunk;
+    stall_timeout        after flush(), the longest wait for the next message of the context
+                         (a mid-stream hang); the connection is then dropped and replaced.
+  Error messages, closes and malformed frames raise as soon as they arrive.
+
+Environment: ELEVENLABS_API_KEY (required), ELEVENLABS_VOICE_ID, ELEVENLABS_MODEL_ID,
+ELEVENLABS_BASE_URL (http/https base; ws/wss derived; default https://api.elevenlabs.io).
+The key is sent only in the `xi-api-key` header and never logged or shown in repr().
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import re
+import secrets
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Mapping, Sequence
+
+import trio
+import trio_websocket
+
+from offhook.providers import elevenlabs_protocol as proto
+from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError
+
+log = logging.getLogger("offhook.providers.elevenlabs")
+
+DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"  # "Rachel", a premade voice every account has
+DEFAULT_VOICE_SETTINGS: Mapping[str, Any] = {"stability": 0.5, "similarity_boost": 0.8, "speed": 1.0}
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
+
+
+class ElevenLabsConfigError(TTSError, ValueError):
+    """Missing key or a bad setting, found at construction."""
+
+
+class ElevenLabsAuthError(TTSError):
+    """The service refused the key. Final for the session: no reconnect will fix it."""
+
+
+class ElevenLabsTTS:
+    """TTSProvider for ElevenLabs (see the module docstring)."""
+
+    name = "elevenlabs"
+    format: AudioFormat = ULAW_8K
+
+    def __init__(self, *, api_key: str | None = None, voice_id: str | None = None, model_id: str | None = None,
+                 base_url: str | None = None, voice_settings: Mapping[str, Any] | None = None,
+                 chunk_length_schedule: Sequence[int] | None = (50, 120, 160, 250),
+                 first_audio_timeout: float | None = None, stall_timeout: float | None = 2.0,
+                 keepalive_interval: float | None = 10.0, connect_timeout: float = 5.0,
+                 send_timeout: float = 1.0, close_timeout: float = 0.5, eager_first_flush: bool = True,
+                 flush_sentences: bool = True, extra_query: Mapping[str, Any] | None = None) -> None:
+        key = api_key if api_key is not None else os.environ.get("ELEVENLABS_API_KEY", "")
+        if not key.strip():
+            raise ElevenLabsConfigError("ElevenLabs TTS needs an API key: set ELEVENLABS_API_KEY "
+                                        "(or choose another TTS provider)")
+        self.__key = key.strip()
+        self.voice_id = voice_id or os.environ.get("ELEVENLABS_VOICE_ID") or DEFAULT_VOICE_ID
+        self.model_id = model_id or os.environ.get("ELEVENLABS_MODEL_ID") or proto.DEFAULT_MODEL_ID
+        base = base_url or os.environ.get("ELEVENLABS_BASE_URL") or proto.DEFAULT_BASE_URL
+        try:
+            self.url = proto.stream_url(base, self.voice_id, model_id=self.model_id,
+                                        output_format=proto.ULAW_8000, **dict(extra_query or {}))
+        except ValueError as exc:
+            raise ElevenLabsConfigError(str(exc)) from None
+        self.voice_settings = _voice_settings(DEFAULT_VOICE_SETTINGS if voice_settings is None else voice_settings)
+        if chunk_length_schedule and not all(50 <= int(c) <= 500 for c in chunk_length_schedule):
+            raise ElevenLabsConfigError("chunk_length_schedule values must be 50..500 characters")
+        self.generation_config = ({"chunk_length_schedule": [int(c) for c in chunk_length_schedule]}
+                                  if chunk_length_schedule else None)
+        self.first_audio_timeout = first_audio_timeout
+        self.stall_timeout = stall_timeout
+        self.keepalive_interval = keepalive_interval
+        self.connect_timeout = connect_timeout
+        self.send_timeout = send_timeout
+        self.close_timeout = close_timeout
+        self.eager_first_flush = eager_first_flush
+        self.flush_sentences = flush_sentences
+
+    def __repr__(self) -> str:
+        return f"ElevenLabsTTS(voice_id={self.voice_id!r}, model_id={self.model_id!r}, url={self.url!r})"
+
+    def _headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"xi-api-key", self.__key.encode())]
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator["ElevenLabsSession"]:
+        try:
+            async with trio.open_nursery() as nursery:
+                session = ElevenLabsSession(self, nursery)
+                try:
+                    await session._connect()
+                    yield session
+                    await session._close_gracefully()
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # Our background tasks never raise, so the group only wraps what the caller's block
+            # raised; give it back unwrapped, like any other context manager would.
+            _reraise_single(group)
+
+
+def _reraise_single(group: BaseExceptionGroup) -> None:
+    if len(group.exceptions) != 1:
+        raise group
+    exc = group.exceptions[0]
+    try:
+        raise exc
+    finally:
+        del exc
+
+
+def _voice_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated with the SDK's RealtimeVoiceSettings model, sent as a plain dict."""
+    from elevenlabs.types import RealtimeVoiceSettings
+
+    try:
+        model = RealtimeVoiceSettings.model_validate(dict(settings))
+    except Exception as exc:  # pydantic.ValidationError
+        raise ElevenLabsConfigError(f"bad ElevenLabs voice_settings: {exc}") from None
+    return model.model_dump(exclude_none=True)
+
+
+class _Connection:
+    """One WebSocket. Its reader and keep-alive tasks live in the session's nursery."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.ws: trio_websocket.WebSocketConnection | None = None
+        self.scope = trio.CancelScope()
+        self.failure: TTSError | None = None
+        self.utterances: dict[str, ElevenLabsUtterance] = {}
+        self.idle_context: str | None = None
+        self.last_sent = trio.current_time()
+        self.closing = False
+
+    @property
+    def dead(self) -> bool:
+        return self.failure is not None or self.closing
+
+    def fail(self, err: TTSError) -> None:
+        if self.failure is None:
+            self.failure = err
+            if not self.closing:
+                log.warning("ElevenLabs connection %d failed: %s", self.index, err)
+        for utt in list(self.utterances.values()):
+            utt._fail(err)
+        self.scope.cancel()
+
+
+class ElevenLabsSession:
+    """A call's warm connection (TTSSession)."""
+
+    def __init__(self, provider: ElevenLabsTTS, nursery: trio.Nursery) -> None:
+        self._p = provider
+        self._nursery = nursery
+        self._conn: _Connection | None = None
+        self._fatal: TTSError | None = None
+        self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(3)
+        self.characters = 0            # usage: characters sent for synthesis, all utterances
+        self.connections = 0           # WebSockets opened (1 + reconnects)
+        self.stale_chunks_dropped = 0  # audio frames of closed/abandoned contexts, dropped
+
+    # -------------------------------------------------------- connection
+    async def _connect(self) -> _Connection:
+        if self._fatal is not None:
+            raise self._fatal
+        conn = _Connection(self.connections)
+        self.connections += 1
+        await self._nursery.start(self._run_connection, conn)
+        self._conn = conn
+        await self._open_idle_context(conn)
+        return conn
+
+    async def _run_connection(self, conn: _Connection, *, task_status: trio.TaskStatus[None]) -> None:
+        p = self._p
+        started = False
+        try:
+            with conn.scope:
+                async with trio_websocket.open_websocket_url(
+                        p.url, extra_headers=p._headers(), connect_timeout=p.connect_timeout,
+                        disconnect_timeout=p.close_timeout) as ws:
+                    conn.ws = ws
+                    conn.last_sent = trio.current_time()
+                    started = True
+                    task_status.started()
+                    async with trio.open_nursery() as nursery:
+                        if p.keepalive_interval:
+                            nursery.start_soon(self._keepalive, conn)
+                        await self._read(conn)
+                        nursery.cancel_scope.cancel()
+        except trio_websocket.ConnectionRejected as exc:
+            err = _rejection_error(exc)
+            if isinstance(err, ElevenLabsAuthError):
+                self._fatal = err
+            if not started:
+                raise err from None
+            conn.fail(err)
+        except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
+                trio.BrokenResourceError) as exc:
+            if not started:
+                raise TTSError(f"cannot connect to ElevenLabs at {_host(p.url)}: {exc!r}") from None
+            if not conn.dead:  # a close handshake that timed out after we asked to close is no news
+                conn.fail(TTSError(f"ElevenLabs connection lost: {exc!r}"))
+        finally:
+            if conn.failure is None:
+                conn.fail(TTSError("ElevenLabs connection closed"))
+
+    async def _read(self, conn: _Connection) -> None:
+        """Route server messages to utterances by context id. Never raises: failures are recorded
+        on the connection and surface in the utterances."""
+        assert conn.ws is not None
+        while True:
+            try:
+                raw = await conn.ws.get_message()
+            except trio_websocket.ConnectionClosed as exc:
+                conn.fail(TTSError(f"ElevenLabs closed the connection: {_close_text(exc.reason)}"))
+                return
+            try:
+                msg = proto.parse_server_message(raw)
+            except proto.ProtocolError as exc:
+                conn.fail(TTSError(f"malformed message from ElevenLabs: {exc}"))
+                return
+            if isinstance(msg, proto.ServerError):
+                err_cls = ElevenLabsAuthError if _is_auth_error(msg) else TTSError
+                err = err_cls(f"ElevenLabs error: {msg.message}"
+                              + (f" ({msg.error}, code {msg.code})" if msg.error or msg.code else ""))
+                if isinstance(err, ElevenLabsAuthError):
+                    self._fatal = err
+                conn.fail(err)
+                return
+            utt = conn.utterances.get(msg.context_id or "")
+            if utt is None:
+                if msg.audio:
+                    self.stale_chunks_dropped += 1
+                continue
+            if msg.audio or msg.alignment:
+                utt._on_audio(msg)
+            if msg.is_final:
+                utt._on_final()
+
+    async def _keepalive(self, conn: _Connection) -> None:
+        interval = self._p.keepalive_interval
+        assert interval
+        while True:
+            await trio.sleep_until(conn.last_sent + interval)
+            if trio.current_time() < conn.last_sent + interval:
+                continue
+            target = next((cid for cid, u in conn.utterances.items() if not u._final), None) or conn.idle_context
+            try:
+                if target is None:
+                    await self._open_idle_context(conn)
+                else:
+                    await self._send(conn, proto.keep_alive(target))
+            except TTSError:
+                return
+
+    async def _open_idle_context(self, conn: _Connection) -> None:
+        cid = f"{self._prefix}-{next(self._ids)}"
+        await self._send(conn, proto.init_context(cid, voice_settings=self._p.voice_settings,
+                                                  generation_config=self._p.generation_config))
+        conn.idle_context = cid
+
+    async def _send(self, conn: _Connection, text: str) -> None:
+        if conn.failure is not None:
+            raise conn.failure
+        assert conn.ws is not None
+        # Shielded with its own deadline: a frame cut in half by a cancellation would corrupt the
+        # stream, and a socket that cannot take a few hundred bytes in send_timeout is dead anyway.
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + self._p.send_timeout) as cs:
+            try:
+                await conn.ws.send_message(text)
+            except trio_websocket.ConnectionClosed as exc:
+                err = conn.failure or TTSError(f"ElevenLabs connection closed: {_close_text(exc.reason)}")
+                conn.fail(err)
+                raise err from None
+        if cs.cancelled_caught:
+            err = TTSError(f"sending to ElevenLabs took longer than {self._p.send_timeout:g} s")
+            conn.fail(err)
+            raise err
+        conn.last_sent = trio.current_time()
+
+    async def _close_gracefully(self) -> None:
+        conn = self._conn
+        if conn is None or conn.dead or conn.ws is None:
+            return
+        conn.closing = True
+        with trio.move_on_after(self._p.close_timeout):
+            try:
+                await conn.ws.send_message(proto.close_socket())
+                await conn.ws.aclose(1000)
+            except trio_websocket.ConnectionClosed:
+                pass
+
+    async def _ready_connection(self) -> _Connection:
+        conn = self._conn
+        if conn is not None and not conn.dead:
+            return conn
+        if self._fatal is not None:
+            raise self._fatal
+        log.info("ElevenLabs: reconnecting (connection %d)", self.connections)
+        return await self._connect()
+
+    # -------------------------------------------------------- utterances
+    @asynccontextmanager
+    async def utterance(self) -> AsyncIterator["ElevenLabsUtterance"]:
+        conn = await self._ready_connection()
+        cid = conn.idle_context
+        conn.idle_context = None
+        if cid is None:
+            await self._open_idle_context(conn)
+            cid, conn.idle_context = conn.idle_context, None
+        assert cid is not None
+        utt = ElevenLabsUtterance(self, conn, cid)
+        conn.utterances[cid] = utt
+        try:
+            yield utt
+        finally:
+            conn.utterances.pop(cid, None)
+            self.characters += utt.characters
+            if not utt._final and not conn.dead:
+                # Barge-in or an early exit: stop generation; frames already in flight are dropped
+                # by _read because the context is no longer registered.
+                try:
+                    await self._send(conn, proto.close_context(cid))
+                except TTSError:
+                    pass
+                log.debug("ElevenLabs context %s closed early", cid)
+
+
+class ElevenLabsUtterance:
+    """One context (TTSUtterance)."""
+
+    format: AudioFormat = ULAW_8K
+
+    def __init__(self, session: ElevenLabsSession, conn: _Connection, context_id: str) -> None:
+        self._session = session
+        self._conn = conn
+        self._p = session._p
+        self.context_id = context_id
+        self.characters = 0
+        self.first_audio_latency: float | None = None
+        self._send_ch, self._recv_ch = trio.open_memory_channel[AudioChunk](math.inf)
+        self._timeline = proto.Timeline(bytes_per_ms=8.0)
+        self._first_text_at: float | None = None
+        self._flushed_at: float | None = None
+        self._last_rx_at: float | None = None
+        self._held = ""  # whitespace-only text waits for the next words
+        self._final = False
+        self._flushed = False
+        self._failure: TTSError | None = None
+        self._wait_scope: trio.CancelScope | None = None
+
+    # -------------------------------------------------------- producer side
+    async def send_text(self, text: str) -> None:
+        if self._flushed:
+            raise RuntimeError("send_text() after flush()")
+        if self._failure is not None:
+            raise self._failure
+        if not text:
+            return
+        if not text.strip():
+            self._held += text
+            return
+        text, self._held = self._held + text, ""
+        first = self._first_text_at is None
+        flush = (first and self._p.eager_first_flush) or (self._p.flush_sentences and bool(_SENTENCE_END.search(text)))
+        await self._session._send(self._conn, proto.send_text(self.context_id, text, flush=flush))
+        self.characters += len(text)
+        if first:
+            self._first_text_at = trio.current_time()
+            self._refresh()
+
+    async def flush(self) -> None:
+        if self._flushed:
+            return
+        if self._failure is not None:
+            raise self._failure
+        self._flushed = True
+        if self._first_text_at is None:
+            # Nothing to say: close the context and end the (empty) utterance here.
+            self._final = True
+            self._send_ch.close()
+            await self._session._send(self._conn, proto.close_context(self.context_id))
+            return
+        await self._session._send(self._conn, proto.flush_context(self.context_id))
+        await self._session._send(self._conn, proto.close_context(self.context_id))
+        self._flushed_at = trio.current_time()
+        self._refresh()
+
+    # -------------------------------------------------------- consumer side
+    def __aiter__(self) -> "ElevenLabsUtterance":
+        return self
+
+    async def __anext__(self) -> AudioChunk:
+        while True:
+            with trio.CancelScope(deadline=self._deadline()) as scope:
+                self._wait_scope = scope
+                try:
+                    return await self._recv_ch.receive()
+                except trio.EndOfChannel:
+                    if self._failure is not None:
+                        raise self._failure from None
+                    raise StopAsyncIteration from None
+                finally:
+                    self._wait_scope = None
+            if trio.current_time() >= self._deadline():
+                self._timed_out()
+
+    def _deadline(self) -> float:
+        deadline = math.inf
+        p = self._p
+        if self.first_audio_latency is None and p.first_audio_timeout is not None and self._first_text_at is not None:
+            deadline = self._first_text_at + p.first_audio_timeout
+        if self._flushed_at is not None and p.stall_timeout is not None and not self._final:
+            since = max(self._flushed_at, self._last_rx_at or -math.inf)
+            deadline = min(deadline, since + p.stall_timeout)
+        return deadline
+
+    def _refresh(self) -> None:
+        if self._wait_scope is not None:
+            self._wait_scope.deadline = self._deadline()
+
+    def _timed_out(self) -> None:
+        p = self._p
+        if self.first_audio_latency is None and p.first_audio_timeout is not None and self._first_text_at is not None \
+                and trio.current_time() >= self._first_text_at + p.first_audio_timeout:
+            # The context is abandoned (close_context on exit); the connection itself may be fine.
+            err = TTSError(f"no audio from ElevenLabs within {p.first_audio_timeout:g} s of the first text")
+        else:
+            err = TTSError(f"ElevenLabs audio stalled: nothing for {p.stall_timeout:g} s after flush")
+            self._conn.fail(err)  # a half-dead socket: replace it on the next utterance
+        self._fail(err)
+        raise err
+
+    # -------------------------------------------------------- fed by the session's reader
+    def _on_audio(self, msg: proto.ServerAudio) -> None:
+        now = trio.current_time()
+        self._last_rx_at = now
+        if self.first_audio_latency is None and msg.audio:
+            self.first_audio_latency = now - (self._first_text_at if self._first_text_at is not None else now)
+        pieces = self._timeline.add(len(msg.audio), msg.alignment or msg.normalized_alignment)
+        try:
+            self._send_ch.send_nowait(AudioChunk(msg.audio, pieces))
+        except trio.ClosedResourceError:
+            pass
+        self._refresh()
+
+    def _on_final(self) -> None:
+        self._final = True
+        self._send_ch.close()
+        self._refresh()
+
+    def _fail(self, err: TTSError) -> None:
+        if not self._final and self._failure is None:
+            self._failure = err
+            self._send_ch.close()
+
+
+# ---------------------------------------------------------------- error mapping
+def _host(url: str) -> str:
+    return url.split("//", 1)[-1].split("/", 1)[0]
+
+
+def _close_text(reason: trio_websocket.CloseReason | None) -> str:
+    if reason is None:
+        return "no close frame"
+    return f"{reason.code} {reason.name}" + (f": {reason.reason}" if reason.reason else "")
+
+
+def _is_auth_error(msg: proto.ServerError) -> bool:
+    return (msg.error or "") in {"invalid_api_key", "unauthorized", "invalid_authorization"} \
+        or "api key" in msg.message.lower()
+
+
+def _rejection_error(exc: trio_websocket.ConnectionRejected) -> TTSError:
+    body = (exc.body or b"")[:200].decode("utf-8", "replace")
+    if exc.status_code in (401, 403):
+        return ElevenLabsAuthError(f"ElevenLabs refused the API key (HTTP {exc.status_code}): {body}")
+    return TTSError(f"ElevenLabs refused the connection (HTTP {exc.status_code}): {body}")
