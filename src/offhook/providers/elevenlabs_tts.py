@@ -24,8 +24,9 @@ WebSocket client is sync/asyncio-only, see PROTOCOLS.md §2.3).
   usable: the next utterance reconnects if the connection was lost (except after an auth error,
   which is final). Deadlines, all on trio.current_time():
     first_audio_timeout  (None = off) from the first send_text to the first audio chunk;
-    stall_timeout        after flush(), the longest wait for the next message of the context
-                         (a mid-stream hang); the connection is then dropped and replaced.
+    stall_timeout        after flush(), the longest wait for the next message of the context,
+                         first audio included (a hang); the connection is then dropped and
+                         replaced on the next utterance.
   Error messages, closes and malformed frames raise as soon as they arrive.
 
 Environment: ELEVENLABS_API_KEY (required), ELEVENLABS_VOICE_ID, ELEVENLABS_MODEL_ID,
@@ -64,6 +65,18 @@ class ElevenLabsAuthError(TTSError):
     """The service refused the key. Final for the session: no reconnect will fix it."""
 
 
+class _Secret:
+    """Holds the key so that repr()/vars()/tracebacks with locals show nothing of it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<redacted>"
+
+
 class ElevenLabsTTS:
     """TTSProvider for ElevenLabs (see the module docstring)."""
 
@@ -81,7 +94,7 @@ class ElevenLabsTTS:
         if not key.strip():
             raise ElevenLabsConfigError("ElevenLabs TTS needs an API key: set ELEVENLABS_API_KEY "
                                         "(or choose another TTS provider)")
-        self.__key = key.strip()
+        self._key = _Secret(key.strip())
         self.voice_id = voice_id or os.environ.get("ELEVENLABS_VOICE_ID") or DEFAULT_VOICE_ID
         self.model_id = model_id or os.environ.get("ELEVENLABS_MODEL_ID") or proto.DEFAULT_MODEL_ID
         base = base_url or os.environ.get("ELEVENLABS_BASE_URL") or proto.DEFAULT_BASE_URL
@@ -108,7 +121,7 @@ class ElevenLabsTTS:
         return f"ElevenLabsTTS(voice_id={self.voice_id!r}, model_id={self.model_id!r}, url={self.url!r})"
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
-        return [(b"xi-api-key", self.__key.encode())]
+        return [(b"xi-api-key", self._key.value.encode())]
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator["ElevenLabsSession"]:

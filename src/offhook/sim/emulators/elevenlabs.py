@@ -15,9 +15,9 @@ What it does, per connection (`/v1/text-to-speech/{voice_id}/multi-stream-input`
   per message with chunk-relative `alignment`/`normalizedAlignment`. The first chunk of a
   generation waits `profile.first()`, later chunks `profile.gap()`.
 - `close_context`: a context with flushed text still being generated finishes it first (the docs:
-  "if it has already been set to flush it will continue flushing"); otherwise it stops at once,
-  after `late_chunks_after_close` chunks that were "already in flight". Either way `isFinal` ends it.
-  `close_finishes_flush=False` makes every close stop at once.
+  "if it has already been set to flush it will continue flushing"), which is also how a turn ends
+  gracefully (flush, then close_context); otherwise it stops at once and unflushed text is dropped.
+  Either way `isFinal` ends it.
 - At most `max_contexts` (5) live contexts; one more gets a `max_active_conversations` error, 1008.
 - No client message for `inactivity_timeout` s (query parameter, default 20) -> close 1008.
 - Fault plan: one entry per authenticated connection; `after_s` counts from the connection's first
@@ -131,15 +131,13 @@ class EmuConnection:
 class ElevenLabsEmulator:
     def __init__(self, *, profile: LatencyProfile | None = None, faults: FaultPlan | None = None,
                  api_key: str = "test-elevenlabs-key", ms_per_char: float = 65.0, chars_per_chunk: int = 5,
-                 late_chunks_after_close: int = 0, close_finishes_flush: bool = True, max_contexts: int = 5,
+                 max_contexts: int = 5,
                  auth: Literal["message", "handshake"] = "message") -> None:
         self.profile = profile or LatencyProfile()
         self.faults = faults or FaultPlan()
         self.api_key = api_key
         self.ms_per_char = ms_per_char
         self.chars_per_chunk = chars_per_chunk
-        self.late_chunks_after_close = late_chunks_after_close
-        self.close_finishes_flush = close_finishes_flush
         self.max_contexts = max_contexts
         self.auth = auth
         self.port = 0
@@ -212,8 +210,7 @@ class _Session:
         self.live: dict[str, EmuContext] = {}
         self.rng = random.Random(emu.profile.seed * 1_000_003 + conn.index)
         self.last_rx = trio.current_time()
-        self.fault_started = False
-        self.dripping = False
+        self.fault_started_at: float | None = None
         self.closing_socket = False
         self.inactivity = float(conn.query.get("inactivity_timeout", 20))
 
@@ -304,8 +301,8 @@ class _Session:
             ctx.buffer += text
             if ctx.first_text_at is None:
                 ctx.first_text_at = now
-            if not self.fault_started and self.conn.fault is not None:
-                self.fault_started = True
+            if self.fault_started_at is None and self.conn.fault is not None:
+                self.fault_started_at = now
                 self.nursery.start_soon(self.run_fault, self.conn.fault)
         elif text == " " and ctx.texts:
             ctx.buffer += text
@@ -336,13 +333,14 @@ class _Session:
     def close_context(self, ctx: EmuContext, now: float) -> None:
         ctx.closed_at = now
         ctx.buffer = ""
-        if self.emu.close_finishes_flush and (ctx.queue or ctx.generating):
+        if ctx.queue or ctx.generating:
             ctx.close_kind = "graceful"
             ctx.wake.set()
         else:
             ctx.close_kind = "abrupt"
             ctx.scope.cancel()
-            self.nursery.start_soon(self.finish_abrupt, ctx)
+            ctx.queue.clear()
+            self.nursery.start_soon(self.send_final, ctx)
 
     async def close_all(self) -> None:
         self.closing_socket = True
@@ -356,8 +354,10 @@ class _Session:
 
     # -------------------------------------------------------- generation
     def delay(self, first: bool) -> float:
-        if self.dripping:
-            return self.conn.fault.drip_s  # type: ignore[union-attr]
+        fault = self.conn.fault
+        if (fault is not None and fault.kind == "drip" and self.fault_started_at is not None
+                and trio.current_time() >= self.fault_started_at + fault.after_s):
+            return fault.drip_s
         return self.emu.profile.first(self.rng) if first else self.emu.profile.gap(self.rng)
 
     async def send_chunk(self, ctx: EmuContext, piece: str) -> None:
@@ -397,17 +397,6 @@ class _Session:
                 ctx.queue.popleft()
                 ctx.generating = False
 
-    async def finish_abrupt(self, ctx: EmuContext) -> None:
-        rest = "".join(ctx.queue)
-        ctx.queue.clear()
-        n = self.emu.chars_per_chunk
-        for _ in range(self.emu.late_chunks_after_close):
-            if not rest:
-                break
-            piece, rest = rest[:n], rest[n:]
-            await self.send_chunk(ctx, piece)
-        await self.send_final(ctx)
-
     async def send_final(self, ctx: EmuContext) -> None:
         ctx.final_at = trio.current_time()
         self.live.pop(ctx.context_id, None)
@@ -436,8 +425,6 @@ class _Session:
         elif fault.kind == "malformed":
             ctx = next(iter(self.live), None)
             await self.send('{"audio": "UklGRiQAAABXQVZF', "malformed", ctx)
-        elif fault.kind == "drip":
-            self.dripping = True
 
 
 @asynccontextmanager
@@ -445,7 +432,7 @@ async def elevenlabs_emulator(*, host: str = "127.0.0.1", port: int = 0,
                               **options: Any) -> AsyncIterator[ElevenLabsEmulator]:
     """Serve the emulator in the current trio run for the duration of the block.
     Options: see ElevenLabsEmulator (profile, faults, api_key, ms_per_char, chars_per_chunk,
-    late_chunks_after_close, close_finishes_flush, max_contexts, auth)."""
+    max_contexts, auth)."""
     emu = ElevenLabsEmulator(**options)
     async with trio.open_nursery() as nursery:
         server = await nursery.start(partial(trio_websocket.serve_websocket, emu.handle, host, port, None,
