@@ -68,7 +68,7 @@ def test_environment_configures_endpoint_voice_and_model(monkeypatch):
     monkeypatch.setenv("ELEVENLABS_MODEL_ID", "eleven_turbo_v2_5")
     tts = ElevenLabsTTS()
     assert tts.url == ("wss://proxy.example:8443/el/v1/text-to-speech/v42/multi-stream-input"
-                       "?model_id=eleven_turbo_v2_5&output_format=ulaw_8000")
+                       "?model_id=eleven_turbo_v2_5&output_format=ulaw_8000&sync_alignment=true")
     assert "sk_secret_123" not in repr(tts) and "sk_secret_123" not in str(vars(tts))
     monkeypatch.delenv("ELEVENLABS_BASE_URL")
     assert ElevenLabsTTS().url.startswith("wss://api.elevenlabs.io/v1/text-to-speech/v42/")
@@ -102,7 +102,7 @@ async def test_one_utterance_wire_shapes_audio_and_alignment():
         conn = emu.connections[0]
         # handshake: path, query, auth header
         assert conn.voice_id == "voice-1"
-        assert conn.query == {"model_id": "eleven_flash_v2_5", "output_format": "ulaw_8000"}
+        assert conn.query == {"model_id": "eleven_flash_v2_5", "output_format": "ulaw_8000", "sync_alignment": "true"}
         assert conn.headers["xi-api-key"] == emu.api_key
         # messages, in order
         cid = utt.context_id

@@ -89,7 +89,8 @@ class ElevenLabsTTS:
                  first_audio_timeout: float | None = None, stall_timeout: float | None = 2.0,
                  keepalive_interval: float | None = 10.0, connect_timeout: float = 5.0,
                  send_timeout: float = 1.0, close_timeout: float = 0.5, eager_first_flush: bool = True,
-                 flush_sentences: bool = True, extra_query: Mapping[str, Any] | None = None) -> None:
+                 flush_sentences: bool = True, sync_alignment: bool = True,
+                 extra_query: Mapping[str, Any] | None = None) -> None:
         key = api_key if api_key is not None else os.environ.get("ELEVENLABS_API_KEY", "")
         if not key.strip():
             raise ElevenLabsConfigError("ElevenLabs TTS needs an API key: set ELEVENLABS_API_KEY "
@@ -99,8 +100,10 @@ class ElevenLabsTTS:
         self.model_id = model_id or os.environ.get("ELEVENLABS_MODEL_ID") or proto.DEFAULT_MODEL_ID
         base = base_url or os.environ.get("ELEVENLABS_BASE_URL") or proto.DEFAULT_BASE_URL
         try:
+            # sync_alignment: alignment on every chunk, which the playback ledger needs
+            query = {"sync_alignment": True if sync_alignment else None, **dict(extra_query or {})}
             self.url = proto.stream_url(base, self.voice_id, model_id=self.model_id,
-                                        output_format=proto.ULAW_8000, **dict(extra_query or {}))
+                                        output_format=proto.ULAW_8000, **query)
         except ValueError as exc:
             raise ElevenLabsConfigError(str(exc)) from None
         self.voice_settings = _voice_settings(DEFAULT_VOICE_SETTINGS if voice_settings is None else voice_settings)
@@ -144,10 +147,12 @@ def _reraise_single(group: BaseExceptionGroup) -> None:
     if len(group.exceptions) != 1:
         raise group
     exc = group.exceptions[0]
+    context = exc.__context__  # keep the caller's own context, not our group
     try:
         raise exc
     finally:
-        del exc
+        exc.__context__ = context
+        del exc, context
 
 
 def _voice_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -210,7 +215,7 @@ class ElevenLabsSession:
         self.connections += 1
         await self._nursery.start(self._run_connection, conn)
         self._conn = conn
-        await self._open_idle_context(conn)
+        conn.idle_context = await self._open_context(conn)
         return conn
 
     async def _run_connection(self, conn: _Connection, *, task_status: trio.TaskStatus[None]) -> None:
@@ -287,20 +292,21 @@ class ElevenLabsSession:
             await trio.sleep_until(conn.last_sent + interval)
             if trio.current_time() < conn.last_sent + interval:
                 continue
-            target = next((cid for cid, u in conn.utterances.items() if not u._final), None) or conn.idle_context
+            # Only a context we have not closed: a message for a closed one would open a new one.
+            target = next((cid for cid, u in conn.utterances.items() if not u._closed), None) or conn.idle_context
             try:
                 if target is None:
-                    await self._open_idle_context(conn)
+                    conn.idle_context = await self._open_context(conn)
                 else:
                     await self._send(conn, proto.keep_alive(target))
             except TTSError:
                 return
 
-    async def _open_idle_context(self, conn: _Connection) -> None:
+    async def _open_context(self, conn: _Connection) -> str:
         cid = f"{self._prefix}-{next(self._ids)}"
         await self._send(conn, proto.init_context(cid, voice_settings=self._p.voice_settings,
                                                   generation_config=self._p.generation_config))
-        conn.idle_context = cid
+        return cid
 
     async def _send(self, conn: _Connection, text: str) -> None:
         if conn.failure is not None:
@@ -346,12 +352,9 @@ class ElevenLabsSession:
     @asynccontextmanager
     async def utterance(self) -> AsyncIterator["ElevenLabsUtterance"]:
         conn = await self._ready_connection()
-        cid = conn.idle_context
-        conn.idle_context = None
+        cid, conn.idle_context = conn.idle_context, None
         if cid is None:
-            await self._open_idle_context(conn)
-            cid, conn.idle_context = conn.idle_context, None
-        assert cid is not None
+            cid = await self._open_context(conn)
         utt = ElevenLabsUtterance(self, conn, cid)
         conn.utterances[cid] = utt
         try:
@@ -359,9 +362,10 @@ class ElevenLabsSession:
         finally:
             conn.utterances.pop(cid, None)
             self.characters += utt.characters
-            if not utt._final and not conn.dead:
+            if not utt._closed and not conn.dead:
                 # Barge-in or an early exit: stop generation; frames already in flight are dropped
                 # by _read because the context is no longer registered.
+                utt._closed = True
                 try:
                     await self._send(conn, proto.close_context(cid))
                 except TTSError:
@@ -389,6 +393,7 @@ class ElevenLabsUtterance:
         self._held = ""  # whitespace-only text waits for the next words
         self._final = False
         self._flushed = False
+        self._closed = False  # close_context sent (only once: the service may not like a second)
         self._failure: TTSError | None = None
         self._wait_scope: trio.CancelScope | None = None
 
@@ -420,11 +425,12 @@ class ElevenLabsUtterance:
         self._flushed = True
         if self._first_text_at is None:
             # Nothing to say: close the context and end the (empty) utterance here.
-            self._final = True
+            self._final = self._closed = True
             self._send_ch.close()
             await self._session._send(self._conn, proto.close_context(self.context_id))
             return
         await self._session._send(self._conn, proto.flush_context(self.context_id))
+        self._closed = True
         await self._session._send(self._conn, proto.close_context(self.context_id))
         self._flushed_at = trio.current_time()
         self._refresh()

@@ -158,10 +158,12 @@ class ElevenLabsEmulator:
                 return ctx
         raise KeyError(context_id)
 
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        """Wait until predicate() holds; re-checked whenever the emulator receives or sends."""
-        while not predicate():
-            await self._changed.wait()
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Wait until predicate() holds; re-checked whenever the emulator receives or sends.
+        trio.TooSlowError after `timeout` (trio clock) so a broken test fails instead of hanging."""
+        with trio.fail_after(timeout):
+            while not predicate():
+                await self._changed.wait()
 
     def _poke(self) -> None:
         self._changed.set()
