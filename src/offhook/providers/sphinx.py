@@ -168,7 +168,7 @@ class SphinxRecognizer:
     """
 
     def __init__(self, decoder: "pocketsphinx.Decoder", *, endpoint_ms: float = 250.0,
-                 preroll_ms: float = 300.0, partial_every_ms: float = 100.0,
+                 preroll_ms: float = 150.0, partial_every_ms: float = 100.0,
                  max_utterance_s: float = 20.0, floor_noise: float = DEFAULT_FLOOR_NOISE) -> None:
         self._decoder = decoder
         self._noise = _floor_noise(floor_noise)
@@ -275,7 +275,7 @@ class SphinxRecognizer:
                     continue
                 words.append(Word(text, round(self._utt_start + seg.start_frame / _FRAMES_PER_S, 3),
                                   round(self._utt_start + (seg.end_frame + 1) / _FRAMES_PER_S, 3),
-                                  round(seg.prob, 4)))
+                                  round(min(1.0, max(0.0, seg.prob)), 4)))
         text = " ".join(w.text for w in words)
         confidence = round(sum(w.confidence for w in words) / len(words), 4) if words else 0.0
         events.append(Final(text, confidence, tuple(words), speech_final=speech_final,
