@@ -17,6 +17,7 @@ libespeak-ng is GPL-3.0, so it is an optional extra: `pip install 'offhook[offli
 from __future__ import annotations
 
 import ctypes
+import logging
 import math
 import queue
 import re
@@ -36,6 +37,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from offhook.audio import Resampler
 from offhook.providers.base import AudioChunk, AudioFormat, TTSError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ESpeakTTS", "ESpeakSession", "ESpeakUtterance", "synthesize", "native_rate"]
 
@@ -155,10 +158,13 @@ class _Engine:
         self._ready.set()
         while True:
             item = self._queue.get()
-            if isinstance(item, _Job):
-                self._synth(item)
-            else:
-                item()
+            try:
+                if isinstance(item, _Job):
+                    self._synth(item)
+                else:
+                    item()
+            except Exception:  # the engine serves every call: one bad job must not stop it
+                log.exception("eSpeak job failed")
 
     def _voice_exists(self, name: str) -> bool:
         if name not in self._known_voices:
@@ -223,7 +229,8 @@ class _Engine:
 
 
 _SENTENCE_END = re.compile(r"[.!?]\W*\s*$")
-_CLAUSE_END = re.compile(r"[.!?;:,](?=\s)|[.!?;:,]$|\n")
+# A boundary at the very end of the buffer after a digit may be "3." of "3.50" or "10:" of "10:30".
+_CLAUSE_END = re.compile(r"[.!?;:,](?=\s)|(?<!\d)[.!?;:,]$|\n")
 _MAX_HELD_CHARS = 160
 
 _engine_lock = threading.Lock()
@@ -460,7 +467,7 @@ class ESpeakTTS:
         self._voice = _Voice(voice, wpm, pitch)
         self._checked = False
 
-    async def _engine(self) -> _Engine:
+    async def _ready_engine(self) -> _Engine:
         engine = _engine if _engine is not None else await trio.to_thread.run_sync(_get_engine)
         if not self._checked:
             if not await trio.to_thread.run_sync(engine.voice_exists, self._voice.name):
@@ -470,7 +477,7 @@ class ESpeakTTS:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[ESpeakSession]:
-        yield ESpeakSession(await self._engine(), self._voice)
+        yield ESpeakSession(await self._ready_engine(), self._voice)
 
 
 def synthesize(text: str, rate: int = 8000, *, voice: str = "en-us", wpm: int = 175,
