@@ -126,18 +126,19 @@ def test_cancelling_the_scope_stops_synthesis_and_frees_the_engine():
 
 def envelope(pcm, rate):
     x = np.frombuffer(pcm, "<i2").astype(float)
-    n = rate // 100
+    n = rate // 50
     return np.sqrt((x[: len(x) // n * n].reshape(-1, n) ** 2).mean(axis=1))
 
 
 def same_speech(got, ref, rate=22050):
     """eSpeak carries a little state from one synthesis to the next (pitch flutter), so the same
     text never comes out byte-identical twice; it does come out the same length to within a few
-    samples with the same 10 ms loudness contour. Another text, voice or speed, or a chunk lost or
-    stolen, breaks one or the other (different text: correlation ~0; other speed: length +34%)."""
+    samples with the same 20 ms loudness contour (correlation >= 0.95 measured, after a switch of
+    voice too). Another text, voice or speed, or a chunk lost or stolen, breaks one or the other
+    (correlation: other text ~0, other voice ~0.7, 6% faster ~-0.1, one 60 ms chunk swapped 0.88)."""
     a, b = envelope(got, rate), envelope(ref, rate)
     n = min(len(a), len(b))
-    return abs(len(got) / len(ref) - 1) < 0.01 and np.corrcoef(a[:n], b[:n])[0, 1] > 0.95
+    return abs(len(got) / len(ref) - 1) < 0.01 and np.corrcoef(a[:n], b[:n])[0, 1] > 0.93
 
 
 def test_concurrent_utterances_from_two_tasks_and_a_thread_do_not_corrupt_each_other():
