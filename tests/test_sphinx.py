@@ -217,6 +217,8 @@ def test_vocabulary_missing_words_and_hand_written_pronunciations():
         PocketSphinxSTT(["hello"], {"two words": "T UW"})
     with pytest.raises(ValueError, match="at least one phrase"):
         PocketSphinxSTT(["!!!"], include_base=False)
+    with pytest.raises(ValueError, match="none of the phrases' words has a pronunciation"):
+        PocketSphinxSTT(["zorblax quux"], include_base=False)
     assert normalise("Open 9 to 5:30, call 0800 & ask!") == [
         "open", "nine", "to", "five", "thirty", "call", "zero", "eight", "zero", "zero", "and", "ask"]
 

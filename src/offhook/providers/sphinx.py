@@ -116,6 +116,8 @@ def _build_model(phrases: Iterable[str], extra_words: dict[str, str]) -> _Model:
     for word, phones in extra_words.items():
         prons.setdefault(word, []).insert(0, phones)
     missing = tuple(sorted(wanted - prons.keys()))
+    if not wanted & prons.keys():
+        raise ValueError(f"none of the phrases' words has a pronunciation: {missing}")
     # A word without a pronunciation cannot be recognised; the rest of its phrase still can.
     corpus = "\n".join(" ".join(w for w in line if w in prons) for line in lines) + "\n"
     lm = ArpaBoLM(text=corpus, add_start=True)
@@ -213,8 +215,11 @@ class SphinxRecognizer:
 
     def close(self) -> None:
         if self._in_utt:
-            self._decoder.end_utt()
             self._in_utt = False
+            try:
+                self._decoder.end_utt()
+            except RuntimeError:
+                pass  # the stream is going away; nothing is waiting for this transcript
 
     # ------------------------------------------------------------------
     def _frame(self, frame: bytes, events: list[STTEvent]) -> None:
@@ -245,7 +250,10 @@ class SphinxRecognizer:
                 events.append(Partial(text))
 
     def _begin(self, at: float) -> None:
-        self._decoder.start_utt()
+        try:
+            self._decoder.start_utt()
+        except RuntimeError as exc:
+            raise STTError(f"pocketsphinx could not start an utterance: {exc}") from exc
         self._in_utt = True
         self._utt_start = at
         self._utt_frames = 0
@@ -255,7 +263,7 @@ class SphinxRecognizer:
         if self._noise is not None:
             x = np.frombuffer(frame, "<i2").astype(np.int32)
             x += self._noise[self._noise_pos:self._noise_pos + len(x)]
-            self._noise_pos = (self._noise_pos + len(x)) % (len(self._noise) - FRAME_BYTES)
+            self._noise_pos = (self._noise_pos + len(x)) % (len(self._noise) - len(x))
             frame = np.clip(x, -32768, 32767).astype("<i2").tobytes()
         try:
             self._decoder.process_raw(frame)
@@ -264,8 +272,11 @@ class SphinxRecognizer:
         self._utt_frames += 1
 
     def _end(self, events: list[STTEvent], *, speech_final: bool) -> None:
-        self._decoder.end_utt()
         self._in_utt = False
+        try:
+            self._decoder.end_utt()
+        except RuntimeError as exc:
+            raise STTError(f"pocketsphinx could not finish an utterance: {exc}") from exc
         end = self._utt_start + self._utt_frames * FRAME_MS / 1000
         words = []
         if self._decoder.hyp() is not None:
@@ -354,8 +365,6 @@ class PocketSphinxSTT:
         if not any(normalise(p) for p in all_phrases):
             raise ValueError("PocketSphinxSTT needs at least one phrase with words in it")
         self._model = _build_model(all_phrases, extra)
-        if not self._model.vocabulary:
-            raise ValueError(f"none of the phrases' words has a pronunciation: {self._model.missing}")
         self.missing_words: tuple[str, ...] = self._model.missing
         self.vocabulary: frozenset[str] = self._model.vocabulary
         self._endpoint_ms = endpoint_ms
