@@ -471,7 +471,8 @@ class ESpeakTTS:
         engine = _engine if _engine is not None else await trio.to_thread.run_sync(_get_engine)
         if not self._checked:
             if not await trio.to_thread.run_sync(engine.voice_exists, self._voice.name):
-                raise TTSError(f"unknown eSpeak voice {self._voice.name!r} (e.g. 'en-us', 'en', 'en-gb-x-rp', 'en-us+m3')")
+                raise TTSError(f"unknown eSpeak voice {self._voice.name!r} "
+                               "(e.g. 'en-us', 'en', 'en-gb-x-rp', 'en-us+m3')")
             self._checked = True
         return engine
 
