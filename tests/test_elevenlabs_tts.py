@@ -14,8 +14,9 @@ import trio_websocket
 from offhook.audio import ulaw_level_db
 from offhook.providers import elevenlabs_protocol as proto
 from offhook.providers.base import ULAW_8K, TTSError, TTSProvider, TTSSession, TTSUtterance
-from offhook.providers.elevenlabs_tts import (ElevenLabsAuthError, ElevenLabsConfigError, ElevenLabsSession,
-                                              ElevenLabsTTS)
+from offhook.providers.elevenlabs_tts import (ElevenLabsAuthError, ElevenLabsConfigError,
+                                              ElevenLabsConnectionError, ElevenLabsProtocolError,
+                                              ElevenLabsServiceError, ElevenLabsTimeout, ElevenLabsTTS)
 from offhook.sim.emulators.elevenlabs import elevenlabs_emulator
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
 
@@ -260,17 +261,17 @@ async def test_barge_in_before_any_text_costs_nothing():
 
 
 # ---------------------------------------------------------------- faults
-@pytest.mark.parametrize("kind,message", [
-    ("error", "ElevenLabs error: emulated fault"),
-    ("close", "closed the connection: 1011"),
-    ("malformed", "malformed message"),
+@pytest.mark.parametrize("kind,error,message", [
+    ("error", ElevenLabsServiceError, "ElevenLabs error: emulated fault"),
+    ("close", ElevenLabsConnectionError, "closed the connection: 1011"),
+    ("malformed", ElevenLabsProtocolError, "malformed message"),
 ])
 @mock_clock
-async def test_fault_mid_stream_raises_tts_error_when_it_happens(kind, message):
+async def test_fault_mid_stream_raises_tts_error_when_it_happens(kind, error, message):
     async with elevenlabs_emulator(profile=PROFILE, faults=FaultPlan([Fault(kind, after_s=0.32)])) as emu:
         async with client(emu).session() as session:
             heard = []
-            with pytest.raises(TTSError, match=message):
+            with pytest.raises(error, match=message) as failure:
                 async with session.utterance() as utt:
                     t0 = trio.current_time()
                     await utt.send_text(TEXT)
@@ -278,6 +279,7 @@ async def test_fault_mid_stream_raises_tts_error_when_it_happens(kind, message):
                     async for chunk in utt:
                         heard.append(chunk)
             failed_at = trio.current_time() - t0
+            assert isinstance(failure.value, TTSError)  # what the agent's fallback catches
             # the next turn reconnects and works
             _, c2, _ = await say(session, "Sorry about that.")
         assert failed_at == pytest.approx(0.32)
@@ -291,7 +293,7 @@ async def test_fault_mid_stream_raises_tts_error_when_it_happens(kind, message):
 async def test_hang_or_drip_after_flush_raises_after_the_stall_timeout(fault):
     async with elevenlabs_emulator(profile=PROFILE, faults=FaultPlan([fault])) as emu:
         async with client(emu, stall_timeout=2.0).session() as session:
-            with pytest.raises(TTSError, match="stalled"):
+            with pytest.raises(ElevenLabsTimeout, match="stalled"):
                 _ = await say(session, TEXT)
             failed_at = trio.current_time()
             _, c2, _ = await say(session, "Still there?")
@@ -316,7 +318,7 @@ async def test_slow_first_chunk_breaches_the_first_audio_deadline():
     async with elevenlabs_emulator(profile=LatencyProfile(first_s=2.5, gap_s=0.05)) as emu:
         tts = client(emu, first_audio_timeout=1.0)
         async with tts.session() as session:
-            with pytest.raises(TTSError, match="no audio from ElevenLabs within 1 s"):
+            with pytest.raises(ElevenLabsTimeout, match="no audio from ElevenLabs within 1 s"):
                 async with session.utterance() as utt:
                     t0 = trio.current_time()
                     await utt.send_text("Let me see.")
@@ -331,6 +333,25 @@ async def test_slow_first_chunk_breaches_the_first_audio_deadline():
             u2, c2, _ = await say(session, "Okay.")
         assert len(emu.connections) == 1
         assert spoken(c2) == "Okay." and u2.first_audio_latency == pytest.approx(2.5)
+
+
+@mock_clock
+async def test_a_failing_call_does_not_disturb_another():
+    async with elevenlabs_emulator(profile=PROFILE, faults=FaultPlan([None, Fault("close", after_s=0.1)])) as emu:
+        tts = client(emu)
+        results = {}
+        async with tts.session() as good, tts.session() as bad:
+            async def call(name, session):
+                try:
+                    results[name] = spoken((await say(session, TEXT))[1])
+                except TTSError as exc:
+                    results[name] = exc
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(call, "good", good)
+                nursery.start_soon(call, "bad", bad)
+        assert results["good"] == TEXT
+        assert isinstance(results["bad"], ElevenLabsConnectionError)
 
 
 # ---------------------------------------------------------------- auth
@@ -430,6 +451,6 @@ async def test_errors_raised_inside_the_session_come_out_unwrapped():
 async def test_connection_refused_is_a_tts_error():
     async with elevenlabs_emulator() as emu:
         port = emu.port
-    with pytest.raises(TTSError, match="cannot connect"):
+    with pytest.raises(ElevenLabsConnectionError, match="cannot connect"):
         async with ElevenLabsTTS(api_key="k", base_url=f"http://127.0.0.1:{port}").session():
             pass

@@ -65,6 +65,30 @@ class ElevenLabsAuthError(TTSError):
     """The service refused the key. Final for the session: no reconnect will fix it."""
 
 
+class ElevenLabsConnectionError(TTSError):
+    """Cannot connect, or the connection closed or broke under an utterance."""
+
+
+class ElevenLabsServiceError(TTSError):
+    """The service sent an error message (it closes the socket after it)."""
+
+
+class ElevenLabsProtocolError(TTSError):
+    """The service sent something that is not the protocol (bad JSON, bad base64, ...)."""
+
+
+class ElevenLabsTimeout(TTSError):
+    """first_audio_timeout or stall_timeout passed."""
+
+
+def _again(err: TTSError) -> TTSError:
+    """A fresh exception for each raise of a stored failure (re-raising one instance piles up
+    tracebacks), chained to the original."""
+    fresh = type(err)(*err.args)
+    fresh.__cause__ = err
+    return fresh
+
+
 class _Secret:
     """Holds the key so that repr()/vars()/tracebacks with locals show nothing of it."""
 
@@ -210,7 +234,7 @@ class ElevenLabsSession:
     # -------------------------------------------------------- connection
     async def _connect(self) -> _Connection:
         if self._fatal is not None:
-            raise self._fatal
+            raise _again(self._fatal)
         conn = _Connection(self.connections)
         self.connections += 1
         await self._nursery.start(self._run_connection, conn)
@@ -245,12 +269,12 @@ class ElevenLabsSession:
         except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
                 trio.BrokenResourceError) as exc:
             if not started:
-                raise TTSError(f"cannot connect to ElevenLabs at {_host(p.url)}: {exc!r}") from None
+                raise ElevenLabsConnectionError(f"cannot connect to ElevenLabs at {_host(p.url)}: {exc!r}") from None
             if not conn.dead:  # a close handshake that timed out after we asked to close is no news
-                conn.fail(TTSError(f"ElevenLabs connection lost: {exc!r}"))
+                conn.fail(ElevenLabsConnectionError(f"ElevenLabs connection lost: {exc!r}"))
         finally:
             if conn.failure is None:
-                conn.fail(TTSError("ElevenLabs connection closed"))
+                conn.fail(ElevenLabsConnectionError("ElevenLabs connection closed"))
 
     async def _read(self, conn: _Connection) -> None:
         """Route server messages to utterances by context id. Never raises: failures are recorded
@@ -260,15 +284,15 @@ class ElevenLabsSession:
             try:
                 raw = await conn.ws.get_message()
             except trio_websocket.ConnectionClosed as exc:
-                conn.fail(TTSError(f"ElevenLabs closed the connection: {_close_text(exc.reason)}"))
+                conn.fail(ElevenLabsConnectionError(f"ElevenLabs closed the connection: {_close_text(exc.reason)}"))
                 return
             try:
                 msg = proto.parse_server_message(raw)
             except proto.ProtocolError as exc:
-                conn.fail(TTSError(f"malformed message from ElevenLabs: {exc}"))
+                conn.fail(ElevenLabsProtocolError(f"malformed message from ElevenLabs: {exc}"))
                 return
             if isinstance(msg, proto.ServerError):
-                err_cls = ElevenLabsAuthError if _is_auth_error(msg) else TTSError
+                err_cls = ElevenLabsAuthError if _is_auth_error(msg) else ElevenLabsServiceError
                 err = err_cls(f"ElevenLabs error: {msg.message}"
                               + (f" ({msg.error}, code {msg.code})" if msg.error or msg.code else ""))
                 if isinstance(err, ElevenLabsAuthError):
@@ -310,7 +334,7 @@ class ElevenLabsSession:
 
     async def _send(self, conn: _Connection, text: str) -> None:
         if conn.failure is not None:
-            raise conn.failure
+            raise _again(conn.failure)
         assert conn.ws is not None
         # Shielded with its own deadline: a frame cut in half by a cancellation would corrupt the
         # stream, and a socket that cannot take a few hundred bytes in send_timeout is dead anyway.
@@ -318,11 +342,12 @@ class ElevenLabsSession:
             try:
                 await conn.ws.send_message(text)
             except trio_websocket.ConnectionClosed as exc:
-                err = conn.failure or TTSError(f"ElevenLabs connection closed: {_close_text(exc.reason)}")
+                err = conn.failure or ElevenLabsConnectionError(
+                    f"ElevenLabs connection closed: {_close_text(exc.reason)}")
                 conn.fail(err)
-                raise err from None
+                raise _again(err)
         if cs.cancelled_caught:
-            err = TTSError(f"sending to ElevenLabs took longer than {self._p.send_timeout:g} s")
+            err = ElevenLabsConnectionError(f"sending to ElevenLabs took longer than {self._p.send_timeout:g} s")
             conn.fail(err)
             raise err
         conn.last_sent = trio.current_time()
@@ -344,7 +369,7 @@ class ElevenLabsSession:
         if conn is not None and not conn.dead:
             return conn
         if self._fatal is not None:
-            raise self._fatal
+            raise _again(self._fatal)
         log.info("ElevenLabs: reconnecting (connection %d)", self.connections)
         return await self._connect()
 
@@ -402,7 +427,7 @@ class ElevenLabsUtterance:
         if self._flushed:
             raise RuntimeError("send_text() after flush()")
         if self._failure is not None:
-            raise self._failure
+            raise _again(self._failure)
         if not text:
             return
         if not text.strip():
@@ -421,7 +446,7 @@ class ElevenLabsUtterance:
         if self._flushed:
             return
         if self._failure is not None:
-            raise self._failure
+            raise _again(self._failure)
         self._flushed = True
         if self._first_text_at is None:
             # Nothing to say: close the context and end the (empty) utterance here.
@@ -447,7 +472,7 @@ class ElevenLabsUtterance:
                     return await self._recv_ch.receive()
                 except trio.EndOfChannel:
                     if self._failure is not None:
-                        raise self._failure from None
+                        raise _again(self._failure)
                     raise StopAsyncIteration from None
                 finally:
                     self._wait_scope = None
@@ -473,12 +498,12 @@ class ElevenLabsUtterance:
         if self.first_audio_latency is None and p.first_audio_timeout is not None and self._first_text_at is not None \
                 and trio.current_time() >= self._first_text_at + p.first_audio_timeout:
             # The context is abandoned (close_context on exit); the connection itself may be fine.
-            err = TTSError(f"no audio from ElevenLabs within {p.first_audio_timeout:g} s of the first text")
+            err = ElevenLabsTimeout(f"no audio from ElevenLabs within {p.first_audio_timeout:g} s of the first text")
         else:
-            err = TTSError(f"ElevenLabs audio stalled: nothing for {p.stall_timeout:g} s after flush")
+            err = ElevenLabsTimeout(f"ElevenLabs audio stalled: nothing for {p.stall_timeout:g} s after flush")
             self._conn.fail(err)  # a half-dead socket: replace it on the next utterance
         self._fail(err)
-        raise err
+        raise _again(err)
 
     # -------------------------------------------------------- fed by the session's reader
     def _on_audio(self, msg: proto.ServerAudio) -> None:
@@ -524,4 +549,4 @@ def _rejection_error(exc: trio_websocket.ConnectionRejected) -> TTSError:
     body = (exc.body or b"")[:200].decode("utf-8", "replace")
     if exc.status_code in (401, 403):
         return ElevenLabsAuthError(f"ElevenLabs refused the API key (HTTP {exc.status_code}): {body}")
-    return TTSError(f"ElevenLabs refused the connection (HTTP {exc.status_code}): {body}")
+    return ElevenLabsConnectionError(f"ElevenLabs refused the connection (HTTP {exc.status_code}): {body}")

@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         trio.run(serve)
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:
         pass
     return 0
 
