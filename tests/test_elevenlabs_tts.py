@@ -248,6 +248,25 @@ async def test_barge_in_between_clauses_stops_the_context_at_once():
 
 
 @mock_clock
+async def test_rapid_barge_ins_never_exceed_the_services_context_limit():
+    """Five barge-ins during long flushed sentences leave five contexts generating on the service
+    (which allows 5); the sixth turn moves to a fresh connection instead of getting an error."""
+    async with elevenlabs_emulator(profile=LatencyProfile(first_s=0.2, gap_s=0.2)) as emu:
+        async with client(emu).session() as session:
+            for _ in range(5):
+                with trio.CancelScope() as turn:
+                    async with session.utterance() as utt:
+                        await utt.send_text(TEXT)
+                        async for _chunk in utt:
+                            turn.cancel()
+            assert sum(ctx.live for ctx in emu.contexts) == 5
+            _, chunks, _ = await say(session, "Sorry, go on.")
+        assert spoken(chunks) == "Sorry, go on."
+        assert session.connections == 2
+        assert not any(kind == "error" for c in emu.connections for _, kind, _ in c.sent)
+
+
+@mock_clock
 async def test_barge_in_before_any_text_costs_nothing():
     async with elevenlabs_emulator(profile=PROFILE) as emu:
         async with client(emu).session() as session:

@@ -53,6 +53,7 @@ from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError
 log = logging.getLogger("offhook.providers.elevenlabs")
 
 DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"  # "Rachel", a premade voice every account has
+MAX_CONTEXTS = 5  # per connection, enforced by the service
 DEFAULT_VOICE_SETTINGS: Mapping[str, Any] = {"stability": 0.5, "similarity_boost": 0.8, "speed": 1.0}
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
 
@@ -200,6 +201,7 @@ class _Connection:
         self.failure: TTSError | None = None
         self.utterances: dict[str, ElevenLabsUtterance] = {}
         self.idle_context: str | None = None
+        self.open_contexts: set[str] = set()  # opened, no isFinal yet (the service counts these)
         self.last_sent = trio.current_time()
         self.closing = False
 
@@ -299,6 +301,8 @@ class ElevenLabsSession:
                     self._fatal = err
                 conn.fail(err)
                 return
+            if msg.is_final:
+                conn.open_contexts.discard(msg.context_id or "")
             utt = conn.utterances.get(msg.context_id or "")
             if utt is None:
                 if msg.audio:
@@ -330,6 +334,7 @@ class ElevenLabsSession:
         cid = f"{self._prefix}-{next(self._ids)}"
         await self._send(conn, proto.init_context(cid, voice_settings=self._p.voice_settings,
                                                   generation_config=self._p.generation_config))
+        conn.open_contexts.add(cid)
         return cid
 
     async def _send(self, conn: _Connection, text: str) -> None:
@@ -377,6 +382,13 @@ class ElevenLabsSession:
     @asynccontextmanager
     async def utterance(self) -> AsyncIterator["ElevenLabsUtterance"]:
         conn = await self._ready_connection()
+        if conn.idle_context is None and len(conn.open_contexts) >= MAX_CONTEXTS:
+            # Barged-in contexts that were set to flush keep generating (audio we would drop) and
+            # count against the service's limit: rather than hit it, start afresh.
+            log.info("ElevenLabs: %d contexts still generating; replacing the connection", len(conn.open_contexts))
+            conn.closing = True
+            conn.scope.cancel()
+            conn = await self._connect()
         cid, conn.idle_context = conn.idle_context, None
         if cid is None:
             cid = await self._open_context(conn)
