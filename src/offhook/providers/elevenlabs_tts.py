@@ -17,6 +17,9 @@ WebSocket client is sync/asyncio-only, see PROTOCOLS.md §2.3).
   starts at once instead of waiting for the server's chunk_length_schedule.
 - `flush()` sends `flush` then `close_context`: the server finishes the audio, then `isFinal`
   ends the iteration and frees the context (at most 5 per connection).
+- Contexts still open on the service are counted (it allows 5 per connection): after rapid
+  barge-ins during flushed sentences, which keep generating, the next utterance moves to a fresh
+  connection instead of hitting the limit.
 - An open context always exists (one is opened with the connection and reopened lazily), so the
   keep-alive `{"text":"","context_id":…}` always has a target: the server closes sockets idle
   for ~20 s.
