@@ -129,8 +129,9 @@ class ClaudeLLM:
 
     def __init__(self, *, model: str = DEFAULT_MODEL, max_tokens: int = 300, temperature: float | None = None,
                  api_key: str | None = None, base_url: str | None = None,
-                 first_token_timeout: float | None = 8.0, inter_token_timeout: float | None = 4.0,
-                 connect_timeout: float = 5.0, request_timeout: float = 60.0) -> None:
+                 effort: str | None = None, first_token_timeout: float | None = 8.0,
+                 inter_token_timeout: float | None = 4.0, connect_timeout: float = 5.0,
+                 request_timeout: float = 60.0) -> None:
         key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY", "")
         if not key.strip():
             raise ClaudeConfigError("Claude needs an API key: set ANTHROPIC_API_KEY (or pass api_key=)")
@@ -144,6 +145,9 @@ class ClaudeLLM:
         self.model = model
         self.max_tokens = max_tokens
         self.temperature = temperature
+        if effort is not None and effort not in ("low", "medium", "high", "xhigh", "max"):
+            raise ClaudeConfigError(f"effort must be low, medium, high, xhigh or max, got {effort!r}")
+        self.effort = effort  # output_config.effort: "low" answers soonest
         self.first_token_timeout = first_token_timeout
         self.inter_token_timeout = inter_token_timeout
         self._key = _Secret(key.strip())
@@ -172,7 +176,11 @@ class ClaudeLLM:
         if system:
             req["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
         if self.temperature is not None:
-            req["temperature"] = self.temperature
+            # not a parameter of the installed SDK's API version (2026-10-21 has no sampling
+            # parameters), so it goes in extra_body; an API that refuses it answers 400 (LLMBadRequest)
+            req["extra_body"] = {"temperature": self.temperature}
+        if self.effort is not None:
+            req["output_config"] = {"effort": self.effort}
         return req
 
     @asynccontextmanager

@@ -252,12 +252,14 @@ class AnthropicEmulator:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_disconnect, stream, h, req, nursery.cancel_scope)
             try:
-                keep = await self._play(out, req, str(text))
+                play = self._play if body.get("stream") is True else self._play_whole
+                keep = await play(out, req, str(text))
             except _ClientGone:
                 keep = False
             nursery.cancel_scope.cancel()
         if req.disconnected_at is not None:
-            req.outcome = "client_closed"
+            if req.outcome is None:
+                req.outcome = "client_closed"
             return False
         return keep
 
@@ -307,6 +309,8 @@ class AnthropicEmulator:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         req.disconnected_at = trio.current_time()
+        if req.outcome is None:
+            req.outcome = "client_closed"
         self._poke()
         scope.cancel()
 
@@ -353,10 +357,9 @@ class AnthropicEmulator:
         steps: list[tuple[float, str, str]] = [(t_head, "head", "")]
         prev = t_head
         for i, tok in enumerate(tokens):
-            if prev >= drip_from:
+            t = first if i == 0 else prev + self.profile.gap(rng)
+            if t >= drip_from:
                 t = prev + fault.drip_s  # type: ignore[union-attr]
-            else:
-                t = first if i == 0 else prev + self.profile.gap(rng)
             steps.append((t, "delta", tok))
             prev = t
         steps.append((prev, "end", ""))
@@ -391,6 +394,31 @@ class AnthropicEmulator:
                 req.outcome = "complete"
         return True
 
+    async def _play_whole(self, out: "_Writer", req: EmuRequest, text: str) -> bool:
+        """A non-streaming request: one Message JSON once the whole reply is generated."""
+        body = req.body or {}
+        fault = req.fault
+        rng = self._rng
+        tokens = _TOKEN.findall(text)
+        stop_reason = "end_turn"
+        if len(tokens) > body["max_tokens"]:
+            tokens, stop_reason = tokens[:body["max_tokens"]], "max_tokens"
+        done = req.received_at + self.profile.first(rng) + sum(self.profile.gap(rng) for _ in tokens[1:])
+        if fault is not None and fault.kind == "drip":
+            done += fault.drip_s * len(tokens)
+        elif fault is not None and req.received_at + fault.after_s <= done:
+            await trio.sleep_until(req.received_at + fault.after_s)
+            return await self._fault(out, req, fault)
+        await trio.sleep_until(done)
+        req.text = "".join(tokens)
+        req.usage = self._usage(body, len(tokens))
+        message = {"id": f"msg_emu_{req.index:06d}", "type": "message", "role": "assistant", "model": body["model"],
+                   "content": [{"type": "text", "text": req.text}], "stop_reason": stop_reason,
+                   "stop_sequence": None, "usage": req.usage}
+        await out.json(200, message)
+        req.outcome = "complete"
+        return True
+
     async def _fault(self, out: "_Writer", req: EmuRequest, fault: Fault) -> bool:
         if fault.kind == "error":
             req.outcome = "error"
@@ -411,6 +439,9 @@ class AnthropicEmulator:
             return False
         # malformed: an event whose JSON is cut short, as a broken proxy or a truncated write would give
         req.outcome = "malformed"
+        if (req.body or {}).get("stream") is not True:
+            await out.json(200, None, raw=b'{"id":"msg_emu","type":"mess')
+            return True
         if not out.head_sent:
             await out.head()
         await out.raw(b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"ty\n\n',
@@ -457,19 +488,21 @@ class _Writer:
         await self._send(h11.EndOfMessage())
         self.req.finished_at = trio.current_time()
 
-    async def error_response(self, status: int, message: str | None) -> None:
-        rid = f"req_emu_{self.req.index:06d}"
-        body = error_body(status, message, rid)
-        data = json.dumps(body).encode()
-        headers = [("content-type", "application/json"), ("content-length", str(len(data))), ("request-id", rid)]
-        if status == 429:
-            headers.append(("retry-after", "1"))
+    async def json(self, status: int, body: dict | None, raw: bytes | None = None,
+                   extra: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+        data = raw if raw is not None else json.dumps(body).encode()
+        headers = [("content-type", "application/json"), ("content-length", str(len(data))),
+                   ("request-id", f"req_emu_{self.req.index:06d}"), *extra]
         self.req.status = status
-        self.req.error_type = body["error"]["type"]
         self.head_sent = True
         await self._send(h11.Response(status_code=status, headers=headers))
         await self._send(h11.Data(data=data))
         await self.end()
+
+    async def error_response(self, status: int, message: str | None) -> None:
+        body = error_body(status, message, f"req_emu_{self.req.index:06d}")
+        self.req.error_type = body["error"]["type"]
+        await self.json(status, body, extra=[("retry-after", "1")] if status == 429 else [])
 
 
 @asynccontextmanager
