@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import combinations
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import date, time
@@ -60,9 +61,8 @@ def spoken_number(n: int) -> str:
     return " ".join(_ONES[int(d)] for d in str(n))
 
 
-def _digit_word(d: str, last_in_group: bool) -> str:
-    # "eight five oh, ..., two zero eight five": "oh" closes a group, "zero" inside one
-    return ("oh" if last_in_group else "zero") if d == "0" else _ONES[int(d)]
+def _digit_word(d: str, oh: bool) -> str:
+    return ("oh" if oh else "zero") if d == "0" else _ONES[int(d)]
 
 
 def spoken_phone(digits: str) -> str:
@@ -74,8 +74,8 @@ def spoken_phone(digits: str) -> str:
         groups = [d[:3], d[3:6], d[6:]]
     else:
         groups = [d[i:i + 3] for i in range(0, len(d), 3)]
-    return ", ".join(" ".join(_digit_word(c, i == len(g) - 1 and len(g) == 3) for i, c in enumerate(g))
-                     for g in groups if g)
+    # "eight five oh, six eight seven, two zero eight five": zero is "oh" in the three-digit groups only
+    return ", ".join(" ".join(_digit_word(c, len(g) == 3) for c in g) for g in groups if g)
 
 
 def spoken_time(t: time) -> str:
@@ -146,48 +146,98 @@ class PhoneParse:
         return self.digits[1:] if len(self.digits) == 11 and self.digits[0] == "1" else self.digits
 
 
-def parse_phone(text: str) -> PhoneParse | None:
-    """Digits from what the caller said: "eight five oh six eight seven...", "850-687-2085", "double
-    five", "eight fifty". None when nothing in it is a digit."""
-    words = _words(text)
-    digits: list[str] = []
-    doubtful = False
+def _is_digitish(w: str) -> bool:
+    return w.isdigit() or w in _DIGIT_WORDS or w in _TEEN_WORDS or w in _TENS_WORDS
+
+
+def _phone_runs(text: str) -> list[list[tuple[str, object]]]:
+    """Runs of digit items in what was said. Items: ("d", digits), ("s", digits) heard from a
+    sound-alike word, ("a", (joined, split)) for "fifty six" (56, or 50 then 6), ("u", word) for an
+    unknown word between digits. Two unknown words in a row end a run ("... at 3 30 pm, I'm Ana, 850 ...")."""
+    words: list[str] = []
+    for segment in re.split(r"[,;!?]|\.(?!\d)", _normalise(text)):  # a comma ends "fifty, six"
+        words += _WORD.findall(segment) + ["|"]
+    runs: list[list[tuple[str, object]]] = [[]]
+    unknown = 0
     repeat = 1
     i = 0
     while i < len(words):
-        w = words[i]
-        nxt = words[i + 1] if i + 1 < len(words) else ""
+        w, nxt = words[i], words[i + 1] if i + 1 < len(words) else ""
+        run = runs[-1]
+        item: tuple[str, object] | None = None
         if w in ("double", "triple"):
             repeat = 2 if w == "double" else 3
             i += 1
             continue
         if w.isdigit():
-            digits.append(w * repeat if len(w) == 1 else w)
+            item = ("d", w * repeat if len(w) == 1 else w)
         elif w in _DIGIT_WORDS:
-            digits.append(_DIGIT_WORDS[w] * repeat)
+            item = ("d", _DIGIT_WORDS[w] * repeat)
         elif w in _TEEN_WORDS:
-            digits.append(_TEEN_WORDS[w])
+            item = ("d", _TEEN_WORDS[w])
         elif w in _TENS_WORDS:
+            tens = _TENS_WORDS[w]
             if nxt in _DIGIT_WORDS and _DIGIT_WORDS[nxt] != "0":
-                digits.append(f"{_TENS_WORDS[w]}{_DIGIT_WORDS[nxt]}")
+                item = ("a", (f"{tens}{_DIGIT_WORDS[nxt]}", f"{tens}0{_DIGIT_WORDS[nxt]}"))
                 i += 1
             else:
-                digits.append(f"{_TENS_WORDS[w]}0")
-        elif w == "hundred" and digits:
-            digits.append("00")
-        elif w in _SOUNDALIKE_DIGITS and (digits or nxt in _DIGIT_WORDS or nxt.isdigit()):
-            digits.append(_SOUNDALIKE_DIGITS[w] * repeat)
-            doubtful = True
-        elif w not in _PHONE_FILLER:
-            if digits:  # an unknown word among the digits: something was misheard
-                doubtful = True
+                item = ("d", f"{tens}0")
+        elif w == "hundred" and run:
+            item = ("d", "00")
+        elif w in _SOUNDALIKE_DIGITS and (run or _is_digitish(nxt)):
+            item = ("s", _SOUNDALIKE_DIGITS[w] * repeat)
+        elif w == "|" or w in _PHONE_FILLER:
+            pass
+        else:
+            unknown += 1
+            if unknown == 2 and run:
+                runs.append([])
+            elif run:
+                run.append(("u", w))
+        if item is not None:
+            unknown = 0
+            runs[-1].append(item)
         repeat = 1
         i += 1
-    joined = "".join(digits)
-    if not joined:
+    return [_strip_unknown(r) for r in runs if any(k != "u" for k, _ in r)]
+
+
+def _strip_unknown(run: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    while run and run[-1][0] == "u":
+        run = run[:-1]
+    return run
+
+
+def _valid_phone(digits: str) -> bool:
+    return len(digits) == 10 or (len(digits) == 11 and digits[0] == "1")
+
+
+def parse_phone(text: str) -> PhoneParse | None:
+    """The phone number in what the caller said: "eight five oh six eight seven...", "850-687-2085",
+    "double five", "eight fifty, six eight seven". The longest run of digits is the number. Doubtful
+    (confirm before use) when a digit came from a sound-alike word ("ate"), an unknown word sat among
+    the digits, or only an unusual reading of "fifty six" (50 then 6) gives a whole number.
+    None when nothing in it is a digit."""
+    runs = _phone_runs(text)
+    if not runs:
         return None
-    valid = len(joined) == 10 or (len(joined) == 11 and joined[0] == "1")
-    return PhoneParse(joined, doubtful, valid)
+    best = max(runs, key=lambda r: sum(len(v[1] if k == "a" else v) for k, v in r))  # type: ignore[index, arg-type]
+    doubtful = any(k in ("s", "u") for k, _ in best)
+    ambiguous = [i for i, (k, _) in enumerate(best) if k == "a"]
+
+    def digits(split: frozenset[int]) -> str:
+        return "".join(v[1 if i in split else 0] if k == "a" else v  # type: ignore[index]
+                       for i, (k, v) in enumerate(best))
+
+    plain = digits(frozenset())
+    if _valid_phone(plain) or not ambiguous or len(ambiguous) > 4:
+        return PhoneParse(plain, doubtful, _valid_phone(plain))
+    for n in range(1, len(ambiguous) + 1):
+        for combo in combinations(ambiguous, n):
+            d = digits(frozenset(combo))
+            if _valid_phone(d):
+                return PhoneParse(d, True, True)
+    return PhoneParse(plain, doubtful, False)
 
 
 def parse_day(words: Sequence[str], today: date) -> str | None:
@@ -463,14 +513,17 @@ class ScriptedReceptionist:
         day = parse_day(words, today)
         if day is not None:
             if self.profile.hours_on(day) is None:
-                open_days = [d.capitalize() for d in WEEKDAYS if self.profile.hours_on(d)]
+                open_days = _day_list([d for d in WEEKDAYS if self.profile.hours_on(d)])
                 return replace(s, day=None, at=None, asking="day"), (
-                    f"Sorry, we're closed on {day.capitalize()}s. We're open {_join(open_days, 'and')}. "
+                    f"Sorry, we're closed on {day.capitalize()}s. We're open {open_days}. "
                     "Which day works for you?")
             if s.at is not None and not self.profile.bookable(day, s.at):
                 s = replace(s, at=None)
             s, took = replace(s, day=day), True
-        if asked != "phone" and not (asked == "name" and day is None and not _has_time_cue(words)):
+        phone = parse_phone(text)
+        long_number = phone is not None and len(phone.digits) >= 7
+        if asked != "phone" and not (asked == "name" and day is None and not _has_time_cue(words)) \
+                and not (asked == "time" and long_number):
             parsed = parse_time(words, cued_only=asked != "time")
             if parsed is not None:
                 # without a day yet, any opening hour will do; the day's check comes with the day
@@ -482,9 +535,8 @@ class ScriptedReceptionist:
         name = self._parse_name(words, bare=asked == "name")
         if name is not None:
             s, took = replace(s, name=name), True
-        p = parse_phone(text) if asked == "phone" or _digit_count(words) >= 7 else None
-        if p is not None:
-            return self._take_phone(s, p)
+        if phone is not None and (asked == "phone" or long_number):
+            return self._take_phone(s, phone)
         if asked == "name" and name is None and not took:
             return replace(s, asking="name"), "Sorry, could you tell me just your name?"
         if not took:
@@ -624,16 +676,15 @@ class ScriptedReceptionist:
                 groups[-1][0].append(d)
             else:
                 groups.append(([d], h))
-        spans, closed = [], []
+        spans = []
         for days, h in groups:
-            label = days[0].capitalize() if len(days) == 1 else \
-                f"{days[0].capitalize()} and {days[1].capitalize()}" if len(days) == 2 else \
-                f"{days[0].capitalize()} to {days[-1].capitalize()}"
-            if h is None:
-                closed.append(label)
-            else:
+            if h is not None:
+                label = days[0].capitalize() if len(days) == 1 else \
+                    f"{days[0].capitalize()} and {days[1].capitalize()}" if len(days) == 2 else \
+                    f"{days[0].capitalize()} to {days[-1].capitalize()}"
                 spans.append(f"{label} from {spoken_time(h.opens)} to {spoken_time(h.closes)}")  # type: ignore[attr-defined]
         out = f"We're open {_join(spans)}."
+        closed = [d.capitalize() for d in WEEKDAYS if self.profile.hours_on(d) is None]
         if closed:
             out += f" We're closed on {_join(closed)}."
         return out
@@ -643,6 +694,20 @@ class ScriptedReceptionist:
             return "Please ask us in person about our services."
         items = [f"{_a(s.name)} for {spoken_price(s.price)}" for s in self.profile.services]
         return f"We offer {_join(items)}. Would you like to book something?"
+
+
+def _day_list(days: list[str]) -> str:
+    """"Monday to Saturday", or the days one by one when they are not three or more in a row."""
+    runs: list[list[str]] = []
+    for d in days:
+        if runs and WEEKDAYS.index(d) == WEEKDAYS.index(runs[-1][-1]) + 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    items: list[str] = []
+    for r in runs:
+        items += [f"{r[0].capitalize()} to {r[-1].capitalize()}"] if len(r) >= 3 else [d.capitalize() for d in r]
+    return _join(items)
 
 
 def _has_time_cue(words: list[str]) -> bool:
