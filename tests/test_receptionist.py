@@ -134,7 +134,8 @@ def test_hours_prices_address_faq_and_handoff_from_the_sample_profile():
     assert ask("are you open on saturday") == "Sure, on Saturday we're open from ten a.m. to four p.m."
     assert ask("are you open tomorrow") == "Sure, on Tuesday we're open from nine a.m. to six p.m."
     assert ask("are you open sundays") == "Sorry, we're closed on Sundays."
-    assert ask("how much does a beard trim cost") == "Sure, a beard trim is fifteen dollars. Would you like to book one?"
+    assert ask("how much does a beard trim cost") == \
+        "Sure, a beard trim is fifteen dollars. Would you like to book one?"
     assert ask("what are your prices").startswith("Sure. We offer a haircut for thirty-five dollars, a kids haircut")
     assert ask("where are you located") == "Sure, we're at 412 Maple Street, Springfield, next to the post office."
     assert ask("do you take walk ins").endswith("booking ahead is the safest way to get a spot.")
@@ -210,7 +211,8 @@ async def test_max_tokens_and_cancellation_leave_no_trace():
 # ---------------------------------------------------------------- spoken forms and number parsing
 @pytest.mark.parametrize("heard", [
     "eight five oh six eight seven two zero eight five", "850-687-2085", "(850) 687-2085", "8506872085",
-    "my number is eight fifty, six eight seven, twenty eighty five", "one eight five oh six eight seven two oh eight five",
+    "my number is eight fifty, six eight seven, twenty eighty five",
+    "one eight five oh six eight seven two oh eight five",
 ])
 def test_phone_numbers_in_any_shape_read_back_the_same(heard):
     p = parse_phone(heard)

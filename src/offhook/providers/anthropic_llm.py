@@ -1,6 +1,6 @@
 """Claude as the agent's LLM: `anthropic.AsyncAnthropic` streaming, natively under trio.
 
-    llm = ClaudeLLM(model="claude-haiku-4-5", max_tokens=300)          # key from ANTHROPIC_API_KEY
+    llm = ClaudeLLM(model="claude-haiku-5-5", max_tokens=300)          # key from ANTHROPIC_API_KEY
     async with llm.stream(messages, system=prompt) as s:
         async for text in s:
             ...
@@ -39,7 +39,7 @@ from offhook.providers.base import (LLMBadRequest, LLMConnectionError, LLMError,
 
 __all__ = ["ClaudeLLM", "ClaudeStream", "ClaudeConfigError", "DEFAULT_MODEL", "map_error"]
 
-DEFAULT_MODEL = "claude-haiku-4-5"
+DEFAULT_MODEL = "claude-haiku-5-5"  # the fastest model family in the installed SDK's model list
 
 _BY_TYPE: dict[str, type[LLMError]] = {
     "rate_limit_error": LLMRateLimited, "overloaded_error": LLMOverloaded, "api_error": LLMServerError,
@@ -224,7 +224,8 @@ class ClaudeStream:
 
     def _deadline(self) -> tuple[float, str]:
         if self._last_token_at is None:
-            return self._first_deadline, f"no first token from Claude within {self._first_deadline - self.started_at:g} s"
+            wait = self._first_deadline - self.started_at
+            return self._first_deadline, f"no first token from Claude within {wait:g} s"
         return self._last_token_at + self._gap, f"Claude stream stalled for {self._gap:g} s"
 
     async def __anext__(self) -> str:

@@ -32,7 +32,7 @@ from typing import AsyncIterator, Callable, Sequence
 import trio
 
 from offhook.providers.base import LLMUsage
-from offhook.providers.profile import WEEKDAYS, BusinessProfile, Service, sample_profile
+from offhook.providers.profile import WEEKDAYS, BusinessProfile, Hours, Service, sample_profile
 
 __all__ = ["ScriptedReceptionist", "ReceptionistStream", "spoken_phone", "spoken_time", "spoken_price",
            "spoken_number", "parse_phone", "parse_time", "parse_day", "PhoneParse", "INTENTS"]
@@ -604,7 +604,8 @@ class ScriptedReceptionist:
         assert h is not None
         slots = self.profile.slots(day)
         step = self.profile.booking.slot_minutes
-        every = "every half hour" if step == 30 else "on the hour" if step == 60 else f"every {spoken_number(step)} minutes"
+        every = "every half hour" if step == 30 else "on the hour" if step == 60 else \
+            f"every {spoken_number(step)} minutes"
         return (f"Sorry, that time isn't available on {day.capitalize()}. We have appointments from "
                 f"{spoken_time(slots[0])} to {spoken_time(slots[-1])}, {every}. What time would you like?")
 
@@ -669,7 +670,7 @@ class ScriptedReceptionist:
         return None
 
     def _hours_summary(self) -> str:
-        groups: list[tuple[list[str], object]] = []
+        groups: list[tuple[list[str], Hours | None]] = []
         for d in WEEKDAYS:
             h = self.profile.hours_on(d)
             if groups and groups[-1][1] == h:
@@ -682,7 +683,7 @@ class ScriptedReceptionist:
                 label = days[0].capitalize() if len(days) == 1 else \
                     f"{days[0].capitalize()} and {days[1].capitalize()}" if len(days) == 2 else \
                     f"{days[0].capitalize()} to {days[-1].capitalize()}"
-                spans.append(f"{label} from {spoken_time(h.opens)} to {spoken_time(h.closes)}")  # type: ignore[attr-defined]
+                spans.append(f"{label} from {spoken_time(h.opens)} to {spoken_time(h.closes)}")
         out = f"We're open {_join(spans)}."
         closed = [d.capitalize() for d in WEEKDAYS if self.profile.hours_on(d) is None]
         if closed:
