@@ -143,7 +143,8 @@ ULAW_8K = AudioFormat("ulaw", 8000)
 @dataclass(frozen=True, slots=True)
 class AudioChunk:
     audio: bytes
-    # (text, start_ms, end_ms) per character or word, relative to the utterance's first audio
+    # (text, start_ms, end_ms) per character or word, relative to the utterance's first audio; the
+    # pieces concatenate to the spoken text (word pieces carry their trailing space)
     alignment: tuple[tuple[str, float, float], ...] | None = None
 
 

@@ -201,7 +201,7 @@ class MediaSession:
                 continue
             if type(ev) is Media:
                 call.frames_in += 1
-                jitter.push(ev.seq, ev.payload)
+                jitter.push(ev.chunk, ev.payload)  # chunk counts media only; sequenceNumber counts every message
                 while jitter.ready:
                     await handler.on_audio(call, jitter.pop())
             elif type(ev) is Mark:

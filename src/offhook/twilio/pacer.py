@@ -90,8 +90,11 @@ class Utterance:
             frac = min(1.0, heard_ms / max(1.0, self.enqueued * FRAME_S * 1000))
             words = self.text.split()
             return " ".join(words[: int(len(words) * frac + 1e-9)])
-        out = [t for t, _, end in self.alignment if end <= heard_ms]
-        return "".join(out) if any(len(t) == 1 for t in out) else " ".join(out)
+        # alignment pieces (characters or words) concatenate to the spoken text
+        text = "".join(t for t, _, end in self.alignment if end <= heard_ms)
+        if len(text) < sum(len(t) for t, _, _ in self.alignment) and text and not text[-1].isspace():
+            text = text[: text.rfind(" ") + 1] if " " in text else ""  # a word cut mid-way was not heard
+        return text.rstrip()
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,8 @@ class Pacer:
 
     async def _send_due(self) -> None:
         now = trio.current_time()
-        while self._queue and self.play_end < now + self.lead:
+        # 1 µs of slack: the schedule is built from float sums of 20 ms steps
+        while self._queue and self.play_end < now + self.lead - 1e-6:
             frame, u = self._queue.popleft()
             if not frame:
                 await self._mark(u, f"{u.id}:end")

@@ -1,0 +1,295 @@
+"""The real server (hypercorn trio, loopback) driven by the simulated caller and raw WS clients."""
+import json
+
+import httpx
+import pytest
+import trio
+from trio.testing import MockClock
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
+
+from edge_helpers import TOKEN, running_server
+from offhook.server.config import Config, ConfigError
+from offhook.server.echo import EchoHandler
+from offhook.server.media import AfterAction
+from offhook.sim.caller import SimCaller
+from offhook.sim.scenario import from_dict
+from offhook.twilio.protocol import InboundBuilder, build_connected, build_start
+from offhook.twilio.signature import sign
+
+PUBLIC = "https://voice.example.com"
+FRAME = b"\x7e" * 160
+
+
+def run(fn):
+    # Real sockets under a mock clock: jump only after 5 ms of real idleness, so loopback I/O completes
+    # before virtual time moves; all delays here are the server's and simulator's own trio sleeps.
+    trio.run(fn, clock=MockClock(autojump_threshold=0.005))
+
+
+def signed_headers(url, params=None, **extra):
+    return {"X-Twilio-Signature": sign(TOKEN, url, params), **extra}
+
+
+ECHO_CALL = {"steps": [{"wait_for_agent": {"quiet": 0.3}}, {"say": "hello there how are you"},
+                       {"wait_for_agent": {"quiet": 0.5}}, {"hangup": True}]}
+
+
+# ---------------------------------------------------------------- HTTP webhooks
+def test_voice_webhook_returns_connect_stream_twiml_when_signed():
+    async def main():
+        async with running_server(public_url=PUBLIC) as app:
+            params = {"CallSid": "CA1", "From": "+15551230000", "To": "+15559870000", "AccountSid": "AC1"}
+            async with httpx.AsyncClient(base_url=app.base_http) as http:
+                ok = await http.post("/twilio/voice", data=params,
+                                     headers=signed_headers(PUBLIC + "/twilio/voice", params))
+                forged = await http.post("/twilio/voice", data=params, headers={"X-Twilio-Signature": "bogus"})
+                missing = await http.post("/twilio/voice", data=params)
+                tampered = await http.post("/twilio/voice", data={**params, "From": "+1999"},
+                                           headers=signed_headers(PUBLIC + "/twilio/voice", params))
+            assert ok.status_code == 200 and ok.headers["content-type"] == "application/xml"
+            xml = ok.text
+            assert '<Stream name="offhook" url="wss://voice.example.com/twilio/media">' in xml
+            assert '<Connect action="https://voice.example.com/twilio/after-stream" method="POST">' in xml
+            assert '<Parameter name="from" value="+15551230000" />' in xml
+            assert '<Parameter name="callSid" value="CA1" />' in xml
+            assert [forged.status_code, missing.status_code, tampered.status_code] == [403, 403, 403]
+            assert len(app.rejected) == 3
+    run(main)
+
+
+def test_signature_behind_a_tls_proxy():
+    async def main():
+        async with running_server() as app:  # no public URL configured: trust the proxy's headers
+            url = "https://abc.ngrok.app/twilio/voice"
+            params = {"CallSid": "CA2"}
+            proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "abc.ngrok.app"}
+            async with httpx.AsyncClient(base_url=app.base_http) as http:
+                ok = await http.post("/twilio/voice", data=params, headers=signed_headers(url, params, **proxy))
+                wrong_host = await http.post("/twilio/voice", data=params, headers=signed_headers(
+                    url, params, **{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}))
+            assert ok.status_code == 200
+            assert 'url="wss://abc.ngrok.app/twilio/media"' in ok.text
+            assert wrong_host.status_code == 403
+    run(main)
+
+
+def test_tokens_never_appear_in_logs(caplog):
+    async def main():
+        async with running_server(public_url=PUBLIC) as app:
+            async with httpx.AsyncClient(base_url=app.base_http) as http:
+                await http.post("/twilio/status", data={"CallSid": "CA1"}, headers={"X-Twilio-Signature": "zzz"})
+    with caplog.at_level("DEBUG"):
+        run(main)
+    assert "refused /twilio/status" in caplog.text
+    assert TOKEN not in caplog.text and "zzz" not in caplog.text
+
+
+def test_status_callback_is_recorded_and_after_stream_serves_next_twiml():
+    async def main():
+        async with running_server(public_url=PUBLIC) as app:
+            async with httpx.AsyncClient(base_url=app.base_http) as http:
+                async def post(path, params):
+                    return await http.post(path, data=params, headers=signed_headers(PUBLIC + path, params))
+                st = await post("/twilio/status", {"CallSid": "CA7", "CallStatus": "completed", "CallDuration": "42"})
+                assert st.status_code == 204
+                assert app.statuses["CA7"]["CallDuration"] == "42"
+                hang = await post("/twilio/after-stream", {"CallSid": "CA7"})
+                assert "<Hangup />" in hang.text
+                app.after_actions["CA8"] = (0.0, AfterAction("voicemail", "Please leave a message."))
+                import time
+                app.after_actions["CA8"] = (time.monotonic(), AfterAction("voicemail", "Please leave a message."))
+                vm = await post("/twilio/after-stream", {"CallSid": "CA8"})
+                assert "<Say>Please leave a message.</Say>" in vm.text and "<Record" in vm.text
+                app.after_actions["CA9"] = (time.monotonic(), AfterAction("dial", number="+15550001111"))
+                dial = await post("/twilio/after-stream", {"CallSid": "CA9"})
+                assert "<Number>+15550001111</Number>" in dial.text
+                health = (await http.get("/healthz")).json()
+                assert health == {"status": "ok", "active_calls": 0}
+                assert (await http.get("/nope")).status_code == 404
+                big = await http.post("/twilio/status", content=b"x=" + b"y" * 100_000,
+                                      headers={"content-type": "application/x-www-form-urlencoded"})
+                assert big.status_code == 413
+    run(main)
+
+
+# ---------------------------------------------------------------- the media socket
+def test_full_call_with_the_simulated_caller():
+    async def main():
+        async with running_server(public_url=PUBLIC) as app:
+            url = app.base_ws + "/twilio/media"
+            caller = SimCaller(url, from_dict(ECHO_CALL), auth_token=TOKEN,
+                               signed_url="wss://voice.example.com/twilio/media")
+            result = await caller.run()
+            assert result.ended_by == "caller" and not result.error
+            # greeting beep (0.4 s) then the echo of the caller's line
+            line = result.lines[0]
+            assert result.agent_heard_between(0, line.start) == pytest.approx(0.4, abs=0.021)
+            echoed = result.agent_heard_between(line.end, result.duration)
+            assert echoed == pytest.approx(line.end - line.start, abs=0.35)
+            assert 0.28 <= line.latency <= 0.4  # the echo handler waits for 300 ms of silence
+            assert "1:end" in result.marks_echoed and "2:end" in result.marks_echoed
+            await trio.sleep(0.1)
+            call = app.finished[-1]
+            assert call.call_sid == caller.call_sid and call.end_reason == "caller_hangup"
+            assert call.params["from"] == "+15551230000"
+            assert call.pacer.utterances[1].end_mark_echoed
+            assert not call.bad
+    run(main)
+
+
+def test_ws_signature_missing_forged_and_behind_proxy():
+    async def main():
+        async with running_server() as app:
+            url = app.base_ws + "/twilio/media"
+            for headers in ([], [("X-Twilio-Signature", "forged")],
+                            [("X-Twilio-Signature", sign(TOKEN, "wss://other.host/twilio/media"))]):
+                with pytest.raises(ConnectionRejected) as e:
+                    async with open_websocket_url(url, extra_headers=headers):
+                        pass
+                assert e.value.status_code == 403
+            proxied = [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "abc.ngrok.app"),
+                       ("X-Twilio-Signature", sign(TOKEN, "wss://abc.ngrok.app/twilio/media"))]
+            async with open_websocket_url(url, extra_headers=proxied) as ws:
+                await ws.send_message(build_connected())
+            assert len(app.rejected) == 3
+    run(main)
+
+
+async def raw_call(app, messages, *, then_good_frames=60, call_sid="CAraw"):
+    """Connect without signature checks, send `messages` mid-call, then good audio; returns the record."""
+    b = InboundBuilder("MZraw")
+    async with open_websocket_url(app.base_ws + "/twilio/media") as ws:
+        await ws.send_message(build_connected())
+        await ws.send_message(build_start(1, "MZraw", call_sid, "AC1", {}))
+        for m in messages:
+            await ws.send_message(m)
+        for i in range(then_good_frames):
+            await ws.send_message(b.media(100 + i, i + 1, i * 20, FRAME))
+            await trio.sleep(0.02)
+        await ws.send_message(b.stop(999, "AC1", call_sid))
+        with trio.move_on_after(2):
+            while True:
+                await ws.get_message()
+    await trio.sleep(0.1)
+    return next(c for c in app.finished if c.call_sid == call_sid)
+
+
+def test_every_kind_of_bad_input_is_counted_and_the_call_goes_on():
+    import base64
+    b = InboundBuilder("MZraw")
+    bad = [
+        "{not json",
+        '{"event":"surprise"}',
+        '{"event":"media","sequenceNumber":"5","media":{"payload":"@@@"}}',
+        b.media(6, 1, 0, b"\x01" * 20),
+        build_start(7, "MZ2", "CA2", "AC2", {}),
+        '{"event":"media","sequenceNumber":"8","media":{"payload":"' + base64.b64encode(FRAME).decode() + '","chunk":"x"}}',
+        b"\x00\x01binary",
+    ]
+
+    async def main():
+        async with running_server(validate_signatures=False) as app:
+            call = await raw_call(app, bad)
+            assert dict(call.bad) == {"malformed_json": 1, "unknown_event": 1, "bad_base64": 1,
+                                      "bad_payload_size": 1, "duplicate_start": 1, "invalid_fields": 1,
+                                      "binary_frame": 1}
+            assert call.end_reason == "caller_hangup"
+            assert call.frames_in == 60  # the good audio after the garbage all arrived
+            assert call.jitter.stats["played"] == 60
+    run(main)
+
+
+def test_media_before_start_and_megabyte_frames():
+    async def main():
+        async with running_server(validate_signatures=False) as app:
+            b = InboundBuilder("MZx")
+            async with open_websocket_url(app.base_ws + "/twilio/media") as ws:
+                await ws.send_message(b.media(1, 1, 0, FRAME))  # before start: dropped
+                await ws.send_message(build_start(2, "MZx", "CAbig", "AC1", {}))
+                await ws.send_message(b.media(3, 1, 0, FRAME))
+                await ws.send_message("x" * 2_000_000)  # refused by the server: the connection closes
+                with pytest.raises(ConnectionClosed):
+                    with trio.fail_after(5):
+                        while True:
+                            await ws.get_message()
+            await trio.sleep(0.1)
+            call = next(c for c in app.finished if c.call_sid == "CAbig")
+            assert call.bad["media_before_start"] == 1
+            assert call.end_reason == "caller_hangup" and call.frames_in == 1
+            assert app.active == {}
+    run(main)
+
+
+def test_twenty_concurrent_calls_one_fed_garbage():
+    async def main():
+        async with running_server(validate_signatures=False) as app:
+            results = {}
+
+            async def good(i):
+                c = SimCaller(app.base_ws + "/twilio/media", from_dict(ECHO_CALL), seed=i)
+                results[i] = await c.run()
+
+            async def garbage():
+                b = InboundBuilder("MZg")
+                junk = ["{", '{"event":1}', b"\xff" * 50, b.media(5, 1, 0, b"\x00"), '{"event":"media"}'] * 40
+                results["garbage"] = await raw_call(app, junk, then_good_frames=10, call_sid="CAgarbage")
+
+            async with trio.open_nursery() as n:
+                for i in range(19):
+                    n.start_soon(good, i)
+                n.start_soon(garbage)
+            for i in range(19):
+                r = results[i]
+                assert r.ended_by == "caller" and not r.error, r.error
+                assert r.lines[0].latency is not None and r.lines[0].latency < 0.5
+                assert r.agent_heard_between(r.lines[0].end, r.duration) > 1.0
+            assert sum(results["garbage"].bad.values()) == 200
+            assert len({c.call_sid for c in app.finished}) == 20
+    run(main)
+
+
+def test_handler_crash_ends_only_that_call():
+    class Boom(EchoHandler):
+        async def on_audio(self, call, frame):
+            raise RuntimeError("handler bug")
+
+    async def main():
+        async with running_server(validate_signatures=False,
+                                  handler_factory=lambda call: Boom(call) if call.call_sid == "CAboom" else EchoHandler(call)) as app:
+            async with trio.open_nursery() as n:
+                n.start_soon(raw_call, app, [], 5, "CAboom")
+                ok = SimCaller(app.base_ws + "/twilio/media", from_dict(ECHO_CALL))
+                res = await ok.run()
+            assert res.ended_by == "caller" and res.lines[0].latency is not None
+            boom = next(c for c in app.finished if c.call_sid == "CAboom")
+            assert boom.end_reason == "error_internal"
+    run(main)
+
+
+# ---------------------------------------------------------------- configuration
+def test_config_from_env_and_toml(tmp_path):
+    f = tmp_path / "offhook.toml"
+    f.write_text('[offhook]\nport = 9000\npublic_url = "https://x.example"\npacer_lead_ms = 60\n')
+    c = Config.load(str(f), env={"TWILIO_AUTH_TOKEN": "t0k", "OFFHOOK_PORT": "9100"})
+    assert (c.port, c.public_url, c.pacer_lead_ms) == (9100, "https://x.example", 60)
+    assert "t0k" not in repr(c)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("port = 'abc'", "integer"),
+    ("porty = 1", "unknown setting"),
+    ("port = [", "not valid TOML"),
+    ("mode = 'karaoke'", "mode"),
+    ("public_url = 'ftp://x'", "https"),
+])
+def test_garbage_config_is_a_clear_error(tmp_path, text, match):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        Config.load(str(f), env={"TWILIO_AUTH_TOKEN": "x"})
+
+
+def test_missing_token_requires_explicit_insecure_mode():
+    with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
+        Config.load(env={})
+    assert Config.load(env={"OFFHOOK_VALIDATE_SIGNATURES": "0"}).validate_signatures is False

@@ -1,0 +1,174 @@
+"""Pacing, marks, the playback ledger and clear — exact, under MockClock."""
+import json
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from offhook.twilio.pacer import Pacer, Ticker
+from offhook.twilio.protocol import OutboundBuilder
+
+
+def frames(n, start=0):
+    return [bytes([(start + i) % 250 + 1]) * 160 for i in range(n)]
+
+
+class Wire:
+    """Collects what the pacer put on the socket, with the (mock) time it left."""
+
+    def __init__(self):
+        self.sent = []
+
+    async def send(self, text):
+        self.sent.append((trio.current_time(), json.loads(text)))
+
+    def media_times(self):
+        return [t for t, m in self.sent if m["event"] == "media"]
+
+    def events(self):
+        return [m["event"] if m["event"] != "mark" else "mark:" + m["mark"]["name"] for _, m in self.sent]
+
+
+def run(fn):
+    trio.run(fn, clock=MockClock(autojump_threshold=0))
+
+
+async def with_pacer(body, **kw):
+    wire = Wire()
+    ticker = Ticker()
+    async with trio.open_nursery() as n:
+        await n.start(ticker.run)
+        pacer = Pacer(wire.send, OutboundBuilder("MZ1"), ticker, **kw)
+        n.start_soon(pacer.run)
+        await body(pacer, wire)
+        n.cancel_scope.cancel()
+
+
+def test_first_audio_leaves_at_once_then_20ms_cadence_with_lead():
+    async def body(pacer, wire):
+        t0 = trio.current_time()
+        pacer.start_utterance("hello")
+        pacer.enqueue(frames(50))
+        pacer.end_utterance()
+        await trio.sleep(1.5)
+        times = [round((t - t0) * 1000, 3) for t in wire.media_times()]
+        assert len(times) == 50
+        assert times[:4] == [0, 0, 0, 0]  # 80 ms lead burst: 4 frames at once
+        gaps = [round(b - a, 3) for a, b in zip(times[4:], times[5:])]
+        assert set(gaps) == {20.0}  # then one per tick
+        # never more than the lead ahead of real time
+        for i, t in enumerate(times):
+            assert i * 20 - t <= 80 + 1e-6
+    run(lambda: with_pacer(body, lead=0.08))
+
+
+def test_marks_every_n_frames_and_at_utterance_end():
+    async def body(pacer, wire):
+        u = pacer.start_utterance("x")
+        pacer.enqueue(frames(25))
+        pacer.end_utterance()
+        await trio.sleep(1)
+        ev = wire.events()
+        assert ev.count("media") == 25
+        assert [e for e in ev if e.startswith("mark")] == [f"mark:{u.id}:10", f"mark:{u.id}:20", f"mark:{u.id}:end"]
+        assert ev.index(f"mark:{u.id}:10") == 10  # right after the 10th frame
+        assert ev[-1] == f"mark:{u.id}:end"
+    run(lambda: with_pacer(body, mark_every=10))
+
+
+def test_ledger_playing_and_heard_follow_playout_and_marks():
+    async def body(pacer, wire):
+        t0 = trio.current_time()
+        u = pacer.start_utterance("one two three four five")
+        pacer.add_alignment([("one ", 0, 200), ("two ", 200, 400), ("three ", 400, 600), ("four ", 600, 800),
+                             ("five", 800, 1000)])
+        pacer.enqueue(frames(50))
+        pacer.end_utterance()
+        await trio.sleep_until(t0 + 0.5)
+        assert pacer.playing()
+        h = pacer.heard()
+        assert h.heard_ms == pytest.approx(500, abs=0.01)
+        assert h.text == "one two"
+        # Twilio's echoes are ground truth: confirmed frames raise the floor of the estimate
+        pacer.on_mark(f"{u.id}:10")
+        assert u.confirmed_frames == 10
+        await trio.sleep_until(t0 + 1.2)
+        assert not pacer.playing()
+        assert pacer.heard().heard_ms == pytest.approx(1000)
+        assert pacer.heard().text == "one two three four five"
+    run(lambda: with_pacer(body))
+
+
+def test_clear_stops_sending_and_reports_heard():
+    async def body(pacer, wire):
+        t0 = trio.current_time()
+        u = pacer.start_utterance("alpha beta gamma delta")
+        pacer.enqueue(frames(100))
+        await trio.sleep_until(t0 + 0.31)
+        heard = await pacer.clear()
+        assert heard.utterance_id == u.id
+        assert heard.heard_ms == pytest.approx(310, abs=0.01)
+        assert heard.sent_ms == pytest.approx((0.31 // 0.02 + 1 + 4) * 20, abs=20)  # lead ahead of playout
+        assert wire.events()[-1] == "clear"
+        n_media = wire.events().count("media")
+        await trio.sleep(1)
+        assert wire.events().count("media") == n_media  # nothing after clear
+        assert not pacer.playing()
+        assert pacer.clear_latencies == [0.0]
+        # marks echoed because of the clear do not count as played
+        for name in list(u.marks):
+            pacer.on_mark(name)
+        assert pacer.heard(u).heard_ms == pytest.approx(310, abs=0.01)
+        # the next utterance plays normally
+        pacer.start_utterance("next")
+        pacer.enqueue(frames(3))
+        pacer.end_utterance()
+        await trio.sleep(0.2)
+        assert wire.events()[-4:] == ["media", "media", "media", f"mark:{u.id + 1}:end"]
+    run(lambda: with_pacer(body))
+
+
+def test_heard_text_without_alignment_is_proportional_on_word_boundaries():
+    async def body(pacer, wire):
+        t0 = trio.current_time()
+        pacer.start_utterance("a b c d e f g h i j")
+        pacer.enqueue(frames(50))
+        await trio.sleep_until(t0 + 0.5)
+        h = await pacer.clear()
+        assert h.text == "a b c d e"
+    run(lambda: with_pacer(body))
+
+
+def test_one_ticker_drives_many_pacers():
+    async def main():
+        wires = [Wire() for _ in range(30)]
+        ticker = Ticker()
+        async with trio.open_nursery() as n:
+            await n.start(ticker.run)
+            pacers = [Pacer(w.send, OutboundBuilder(f"MZ{i}"), ticker) for i, w in enumerate(wires)]
+            for p in pacers:
+                n.start_soon(p.run)
+            await trio.sleep(0.05)
+            for p in pacers:
+                p.start_utterance()
+                p.enqueue(frames(20))
+            await trio.sleep(0.1)
+            assert ticker.waiting == 30  # all parked on the one timer, none on its own
+            await trio.sleep(1)
+            assert all(len(w.media_times()) == 20 for w in wires)
+            n.cancel_scope.cancel()
+    run(main)
+
+
+def test_bad_arguments():
+    async def main():
+        w = Wire()
+        with pytest.raises(ValueError):
+            Pacer(w.send, OutboundBuilder("MZ"), Ticker(), lead=5)
+        p = Pacer(w.send, OutboundBuilder("MZ"), Ticker())
+        p.start_utterance()
+        with pytest.raises(ValueError, match="160 bytes"):
+            p.enqueue([b"\x00" * 10])
+        assert p.on_mark("garbage") is None
+        assert p.on_mark("99:10") is None
+    run(main)
