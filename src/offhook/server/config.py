@@ -46,6 +46,11 @@ class Config:
     voicemail_prompt: str = "Sorry, I couldn't help with that. Please leave a message after the tone."
     handoff_number: str = ""                 # when set, handoff dials this number instead of voicemail
     providers: dict = field(default_factory=dict)  # [providers] table: stt/llm/tts choices and options
+    server_id: str = ""                      # names this server in a shared call store (default: host name)
+    recording_sample_rate: float = 0.1       # fraction of ordinary calls whose stereo WAV is kept
+    recording_retention_days: float = 30.0   # recordings older than this are deleted
+    recording_notice: str = "This call may be recorded for quality."  # spoken in the greeting; "" = none
+    prices: dict = field(default_factory=dict)  # [prices] table: overrides offhook.observe.cost defaults
 
     ENV = {
         "OFFHOOK_HOST": "host", "OFFHOOK_PORT": "port", "OFFHOOK_PUBLIC_URL": "public_url",
@@ -53,7 +58,10 @@ class Config:
         "OFFHOOK_VALIDATE_SIGNATURES": "validate_signatures", "OFFHOOK_MODE": "mode",
         "OFFHOOK_DATA_DIR": "data_dir", "DATABASE_URL": "database_url",
         "OFFHOOK_METRICS_TOKEN": "metrics_token", "OFFHOOK_PROFILE": "profile",
-        "OFFHOOK_HANDOFF_NUMBER": "handoff_number",
+        "OFFHOOK_HANDOFF_NUMBER": "handoff_number", "OFFHOOK_SERVER_ID": "server_id",
+        "OFFHOOK_RECORDING_SAMPLE_RATE": "recording_sample_rate",
+        "OFFHOOK_RECORDING_RETENTION_DAYS": "recording_retention_days",
+        "OFFHOOK_RECORDING_NOTICE": "recording_notice",
     }
 
     @classmethod
@@ -103,3 +111,16 @@ class Config:
             raise ConfigError("pacer_lead_ms must be 0..1000")
         if not isinstance(self.providers, dict):
             raise ConfigError("[providers] must be a table")
+        for name in ("recording_sample_rate", "recording_retention_days"):
+            try:
+                setattr(self, name, float(getattr(self, name)))
+            except (TypeError, ValueError):
+                raise ConfigError(f"{name} must be a number, got {getattr(self, name)!r}") from None
+        if not (0.0 <= self.recording_sample_rate <= 1.0):
+            raise ConfigError("recording_sample_rate must be 0..1")
+        if not (self.recording_retention_days > 0):
+            raise ConfigError("recording_retention_days must be > 0")
+        if not isinstance(self.prices, dict):
+            raise ConfigError("[prices] must be a table")
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://", "sqlite:")):
+            raise ConfigError("DATABASE_URL must start with postgresql:// (or be empty for SQLite in data_dir)")
