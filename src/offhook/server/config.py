@@ -51,6 +51,18 @@ class Config:
     recording_retention_days: float = 30.0   # recordings older than this are deleted
     recording_notice: str = "This call may be recorded for quality."  # spoken in the greeting; "" = none
     prices: dict = field(default_factory=dict)  # [prices] table: overrides offhook.observe.cost defaults
+    # the agent (DESIGN §4-§6): barge-in, endpointing, fallbacks
+    barge_in_min_ms: int = 100               # caller speech over the agent this long interrupts it
+    endpoint_short_s: float = 0.25           # silence that ends a turn that looks complete
+    endpoint_long_s: float = 0.9             # ... that looks unfinished ("and", "eight five oh")
+    endpoint_cap_s: float = 3.0              # silence that ends a turn whatever was said
+    speculative_pause_s: float = 0.15        # first pause that starts the LLM speculatively
+    stall_after_s: float = 2.0               # no first LLM token this long after commit: stall phrase
+    llm_timeout_s: float = 6.0               # no first LLM token by then: a failure (retried)
+    llm_failures_handoff: int = 3            # consecutive LLM failures -> handoff line, voicemail/dial
+    tts_first_audio_timeout_s: float = 1.2   # slower first TTS audio -> next TTS provider
+    agent_prompt: str = ""                   # extra instructions appended to the system prompt
+    handoff_line: str = "I'm sorry, I'm having trouble right now. Let me pass you on."
 
     ENV = {
         "OFFHOOK_HOST": "host", "OFFHOOK_PORT": "port", "OFFHOOK_PUBLIC_URL": "public_url",
@@ -122,5 +134,29 @@ class Config:
             raise ConfigError("recording_retention_days must be > 0")
         if not isinstance(self.prices, dict):
             raise ConfigError("[prices] must be a table")
+        self._coerce_agent()
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://", "sqlite:")):
             raise ConfigError("DATABASE_URL must start with postgresql:// (or be empty for SQLite in data_dir)")
+
+    def _coerce_agent(self) -> None:
+        def num(name: str, lo: float, hi: float, kind=float) -> None:
+            try:
+                v = kind(getattr(self, name))
+            except (TypeError, ValueError):
+                raise ConfigError(f"{name} must be a number, got {getattr(self, name)!r}") from None
+            if not (lo <= v <= hi):
+                raise ConfigError(f"{name} must be {lo:g}..{hi:g}, got {v:g}")
+            setattr(self, name, v)
+        num("barge_in_min_ms", 20, 2000, int)
+        num("endpoint_short_s", 0.05, 5.0)
+        num("endpoint_long_s", 0.05, 10.0)
+        num("endpoint_cap_s", 0.1, 30.0)
+        num("speculative_pause_s", 0.02, 5.0)
+        num("stall_after_s", 0.1, 30.0)
+        num("llm_timeout_s", 0.5, 120.0)
+        num("llm_failures_handoff", 1, 100, int)
+        num("tts_first_audio_timeout_s", 0.1, 30.0)
+        if not (self.endpoint_short_s <= self.endpoint_long_s <= self.endpoint_cap_s):
+            raise ConfigError("endpoint silences must be ordered: endpoint_short_s <= endpoint_long_s <= endpoint_cap_s")
+        if self.stall_after_s >= self.llm_timeout_s:
+            raise ConfigError("stall_after_s must be shorter than llm_timeout_s")
