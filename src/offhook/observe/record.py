@@ -31,6 +31,18 @@ class EndedBy(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
+class EventKind(str, enum.Enum):
+    """The EventRecord kinds that monitoring counts (other kinds are stored and shown, not counted)."""
+
+    STALL = "stall"
+    TTS_FALLBACK = "tts_fallback"
+    LLM_FAILURE = "llm_failure"
+    WATCHDOG = "watchdog"
+    HANDOFF = "handoff"
+    BAD_MESSAGE = "bad_message"  # detail "<kind>:<count>"
+    ERROR = "error"
+
+
 @dataclass
 class TurnRecord:
     """One caller turn and the agent's reply. Times are call-relative seconds, None when not reached."""
@@ -94,6 +106,8 @@ class Usage:
     llm_cache_write_tokens: int = 0
     llm_cache_read_tokens: int = 0
     tts_characters: dict[str, int] = field(default_factory=dict)  # provider name -> characters
+    stt_provider: str = ""  # provider name for pricing ("" = the default-priced one)
+    llm_model: str = ""     # model or provider name for pricing ("" = the default-priced one)
 
     def add_tts(self, provider: str, chars: int) -> None:
         self.tts_characters[provider] = self.tts_characters.get(provider, 0) + chars
