@@ -20,13 +20,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from offhook.providers.receptionist import spoken_number
+
 __all__ = ["to_spoken", "number_words", "ordinal_words", "year_words", "spoken_phone", "spoken_time",
            "spoken_price", "DigitRun", "digit_runs", "phone_digits"]
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
          "fifteen sixteen seventeen eighteen nineteen").split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_SCALES = ((10 ** 9, "billion"), (10 ** 6, "million"), (1000, "thousand"))
+_SCALES = ((10 ** 9, "billion"), (10 ** 6, "million"))
 _ORDINAL_LAST = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
                  "nine": "ninth", "twelve": "twelfth"}
 _MONTHS = ("January February March April May June July August September October November "
@@ -45,18 +47,11 @@ def number_words(n: int) -> str:
     """A whole number in words: 120 -> "one hundred twenty", 1200 -> "one thousand two hundred"."""
     if n < 0:
         return "minus " + number_words(-n)
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else "-" + _ONES[n % 10])
-    if n < 1000:
-        rest = n % 100
-        return _ONES[n // 100] + " hundred" + (" " + number_words(rest) if rest else "")
-    for scale, word in _SCALES:
+    for scale, word in _SCALES:  # the receptionist's reading stops below a million
         if n >= scale:
             q, rest = divmod(n, scale)
             return f"{number_words(q)} {word}" + (" " + number_words(rest) if rest else "")
-    raise AssertionError("unreachable")
+    return spoken_number(n)
 
 
 def ordinal_words(n: int) -> str:
