@@ -14,4 +14,6 @@ void oh_ulaw_scale(uint8_t *buf, size_t n, float gain);
 /* RMS level in dBFS of mu-law / PCM samples; floor_db when empty or digital silence. */
 double oh_ulaw_level_db(const uint8_t *in, size_t n, double floor_db);
 double oh_pcm_level_db(const int16_t *in, size_t n, double floor_db);
+/* oh_ulaw_decode and oh_ulaw_level_db in one pass (the inbound hot path). */
+double oh_ulaw_decode_level(const uint8_t *in, size_t n, int16_t *out, double floor_db);
 #endif

@@ -1,5 +1,8 @@
 #include "resample.h"
 
+#include "fir.h"
+#include "simd.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +76,7 @@ int oh_rs_init(oh_resampler *rs, int src_rate, int dst_rate, double atten_db, do
     rs->K = (int)((N + rs->L - 1) / rs->L);
     rs->K = (rs->K + OH_RS_LANES - 1) / OH_RS_LANES * OH_RS_LANES;
     rs->coef = (int16_t *)calloc((size_t)rs->L * (size_t)rs->K, sizeof(int16_t));
-    rs->hist = (int16_t *)calloc((size_t)rs->K - 1 + OH_RS_BLOCK, sizeof(int16_t));
+    rs->hist = (int16_t *)calloc((size_t)rs->K - 1 + OH_RS_BLOCK + OH_RS_PAD, sizeof(int16_t));
     taps = (double *)calloc((size_t)rs->L * (size_t)rs->K, sizeof(double));
     if (!rs->coef || !rs->hist || !taps) {
         free(taps);
@@ -128,6 +131,28 @@ int oh_rs_init(oh_resampler *rs, int src_rate, int dst_rate, double atten_db, do
         rs->span[2 * p] = lo;
         rs->span[2 * p + 1] = hi - lo;
     }
+    rs->kernel = oh_simd_level();
+    /* Integer upsampling computes several outputs of one phase per vector (oh_fir_up_avx2): the
+     * phases are then plain FIRs over consecutive inputs, and no horizontal sums are needed. */
+    if (rs->M == 1 && rs->L > 1 && rs->L <= 64 && rs->kernel >= OH_SIMD_AVX2) {
+        const int K2 = rs->K / 2;
+        rs->pairs = (int32_t *)malloc(sizeof(int32_t) * (size_t)rs->L * (size_t)K2);
+        rs->pspan = (int *)malloc(sizeof(int) * 2 * (size_t)rs->L);
+        rs->wbuf = (int32_t *)calloc((size_t)rs->K - 1 + OH_RS_BLOCK + OH_RS_PAD, sizeof(int32_t));
+        if (!rs->pairs || !rs->pspan || !rs->wbuf) {
+            oh_rs_free(rs);
+            return -2;
+        }
+        for (p = 0; p < rs->L; p++) {
+            const int16_t *c = rs->coef + (size_t)p * rs->K;
+            const int lo = rs->span[2 * p], hi = lo + rs->span[2 * p + 1];
+            for (k = 0; k < K2; k++)
+                rs->pairs[(size_t)p * K2 + k] =
+                    (int32_t)((uint32_t)(uint16_t)c[2 * k] | ((uint32_t)(uint16_t)c[2 * k + 1] << 16));
+            rs->pspan[2 * p] = lo / 2;
+            rs->pspan[2 * p + 1] = (hi + 1) / 2 - lo / 2;
+        }
+    }
     oh_rs_reset(rs);
     return 0;
 }
@@ -136,9 +161,15 @@ void oh_rs_free(oh_resampler *rs) {
     free(rs->coef);
     free(rs->hist);
     free(rs->span);
+    free(rs->pairs);
+    free(rs->pspan);
+    free(rs->wbuf);
     rs->coef = NULL;
     rs->hist = NULL;
     rs->span = NULL;
+    rs->pairs = NULL;
+    rs->pspan = NULL;
+    rs->wbuf = NULL;
 }
 
 void oh_rs_reset(oh_resampler *rs) {
@@ -158,51 +189,25 @@ size_t oh_rs_output_len(const oh_resampler *rs, size_t n_in) {
     return (size_t)(outputs_for(rs, rs->total_in + (long long)n_in) - rs->out_n);
 }
 
-/* Compiled twice where the toolchain can (baseline x86-64 and AVX2, picked at load time), so the
- * wheel stays portable while AVX2 machines get twice the multiply-add width. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define OH_MULTIVERSION __attribute__((target_clones("avx2", "default")))
-#else
-#define OH_MULTIVERSION
-#endif
-
-OH_MULTIVERSION
-static size_t run_block(oh_resampler *rs, long long limit, int shift, int16_t *restrict out) {
-    /* one division per block, then step phase and input index incrementally; everything the loop
-     * touches is in locals so the compiler keeps it in registers */
-    const int K = rs->K, L = rs->L, M = rs->M, dq = M / L, dr = M % L;
+static size_t run_block(oh_resampler *rs, long long limit, int shift, int16_t *out) {
+    /* one division per block; the kernels step phase and input index incrementally */
+    const int K = rs->K, L = rs->L, M = rs->M;
     const long long first = rs->out_n;
     const size_t count = (size_t)(limit - first);
-    const int16_t *restrict coef = rs->coef;
-    const int *restrict span = rs->span;
-    const int16_t *restrict h = rs->hist - (K - 1) - rs->in_pos;
+    const int16_t *h = rs->hist - (K - 1) - rs->in_pos;
+    const oh_fir_job job = {rs->coef, rs->span, K, L, M / L, M % L, shift, h};
     long long t = first * M;
     long long i0 = floor_div(t, L);
     int p = (int)(t - i0 * L);
-    const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
-    size_t j;
-    for (j = 0; j < count; j++) {
-        const int lo = span[2 * p], n = span[2 * p + 1];
-        const int16_t *restrict c = coef + (size_t)p * K + lo;
-        const int16_t *restrict x = h + i0 + lo;
-        int32_t acc = 0;
-        int i, k;
-        if (n % OH_RS_LANES) {
-            for (i = 0; i < n; i++) acc += (int32_t)c[i] * (int32_t)x[i];
-        } else {
-            for (i = 0; i < n; i += OH_RS_LANES)
-                for (k = 0; k < OH_RS_LANES; k++) acc += (int32_t)c[i + k] * (int32_t)x[i + k];
-        }
-        /* |acc| + round < 2^31 by the choice of shift/pre in oh_rs_init */
-        acc = (acc + round) >> shift;
-        out[j] = (int16_t)(acc > 32767 ? 32767 : acc < -32768 ? -32768 : acc);
-        i0 += dq;
-        p += dr;
-        if (p >= L) {
-            p -= L;
-            i0++;
-        }
+    size_t done = 0;
+    if (rs->pairs && p == 0 && count >= 8 * (size_t)L) {
+        const size_t m_count = count / (size_t)L;
+        int32_t *w = rs->wbuf - (K - 1) - rs->in_pos;
+        oh_fir_pack_pairs(h, w, i0, i0 + (long long)m_count + K - 2);
+        done = oh_fir_up_avx2(&job, w, rs->pairs, rs->pspan, i0, m_count, out);
+        i0 += (long long)(done / (size_t)L);
     }
+    if (done < count) oh_fir_run(rs->kernel, &job, i0, p, count - done, out + done);
     rs->out_n = limit;
     return count;
 }
@@ -213,14 +218,21 @@ size_t oh_rs_process(oh_resampler *rs, const int16_t *in, size_t n_in, int16_t *
     const size_t cap = (size_t)K - 1 + OH_RS_BLOCK;
     const int pre = rs->pre, shift = rs->shift - rs->pre;
     while (n_in > 0) {
-        size_t room = cap - rs->hist_len, take = n_in < room ? n_in : room, i;
+        size_t room = cap - rs->hist_len, take = n_in < room ? n_in : room, skip = 0, n, i;
         long long limit, keep_from, drop;
-        for (i = 0; i < take; i++) {
-            /* when downsampling, inputs before in_pos feed no output: skip them */
-            if (rs->total_in >= rs->in_pos)
-                rs->hist[rs->hist_len++] = pre ? (int16_t)(((int32_t)in[i] + (1 << (pre - 1))) >> pre) : in[i];
-            rs->total_in++;
+        int16_t *dst = rs->hist + rs->hist_len;
+        /* when downsampling, inputs before in_pos feed no output: skip them */
+        if (rs->total_in < rs->in_pos)
+            skip = rs->in_pos - rs->total_in < (long long)take ? (size_t)(rs->in_pos - rs->total_in) : take;
+        n = take - skip;
+        if (pre) {
+            const int32_t half = 1 << (pre - 1);
+            for (i = 0; i < n; i++) dst[i] = (int16_t)(((int32_t)in[skip + i] + half) >> pre);
+        } else {
+            memcpy(dst, in + skip, n * sizeof(int16_t));
         }
+        rs->hist_len += n;
+        rs->total_in += (long long)take;
         in += take;
         n_in -= take;
         limit = outputs_for(rs, rs->total_in);

@@ -22,6 +22,10 @@ typedef struct {
     int16_t *coef;     /* L phases x K taps, each phase reversed for a contiguous dot product */
     int16_t *hist;     /* input history, capacity K - 1 + OH_RS_BLOCK */
     int *span;         /* per phase: first non-zero tap, count of taps to the last non-zero one */
+    int kernel;        /* OH_SIMD_* level of the dot-product kernels, picked at init */
+    int32_t *pairs;    /* integer upsampling only: taps packed in pairs for oh_fir_up_avx2, else NULL */
+    int *pspan;        /* per phase: first pair, pair count */
+    int32_t *wbuf;     /* input packed in pairs, indexed like hist */
     size_t hist_len;
     long long in_pos;  /* absolute input index of hist[0] (negative before the stream starts) */
     long long total_in;
@@ -30,6 +34,7 @@ typedef struct {
 
 #define OH_RS_BLOCK 4096
 #define OH_RS_LANES 16 /* int16 lanes in one AVX2 register */
+#define OH_RS_PAD 32   /* slack after hist/wbuf: vector loops may read (never use) past the end */
 #define OH_RS_MAX_RATIO 48 /* rates 1 kHz..384 kHz, ratio at most 48 either way */
 
 /* Returns 0 on success, -1 on bad rates (outside 1000..384000 Hz or ratio > 48), -2 on out of memory, -3 filter too large. */

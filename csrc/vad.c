@@ -25,20 +25,32 @@ void oh_vad_reset(oh_vad *v) {
     v->speech_ms = v->silence_ms = 0.0;
     v->speaking = 0;
     v->transition = 0;
+    v->coef_n = 0;
+}
+
+/* Smoothing factors depend only on the frame length: three exp() calls cost more than the rest of a
+ * frame's work, so they are computed when the length changes (in practice once). */
+static void set_coefs(oh_vad *v, size_t n) {
+    double dt = (double)n / (double)v->sample_rate;
+    v->a_mean = 1.0 - exp(-dt / 0.3);
+    v->a_steady = 1.0 - exp(-dt / v->rise_tau_steady_s);
+    v->a_varying = 1.0 - exp(-dt / v->rise_tau_varying_s);
+    v->coef_n = n;
 }
 
 int oh_vad_update(oh_vad *v, double level, size_t n) {
-    double dt = (double)n / (double)v->sample_rate, ms = dt * 1000.0, a, d;
+    double ms = (double)n * 1000.0 / (double)v->sample_rate, a, d;
     int speech;
     v->transition = 0;
     if (n == 0) return 0;
+    if (n != v->coef_n) set_coefs(v, n);
     if (!v->initialized) {
         /* Calls open with line noise, not with the caller talking over the greeting. */
         v->floor_db = v->mean_db = level;
         v->var_db = 25.0;
         v->initialized = 1;
     }
-    a = 1.0 - exp(-dt / 0.3);
+    a = v->a_mean;
     d = level - v->mean_db;
     v->mean_db += a * d;
     v->var_db = (1.0 - a) * (v->var_db + a * d * d);
@@ -48,8 +60,9 @@ int oh_vad_update(oh_vad *v, double level, size_t n) {
     if (level < v->floor_db) {
         v->floor_db = level;
     } else {
-        double tau = sqrt(v->var_db) < v->steady_std_db ? v->rise_tau_steady_s : v->rise_tau_varying_s;
-        v->floor_db += (level - v->floor_db) * (1.0 - exp(-dt / tau));
+        /* var < std^2 is sqrt(var) < std without the sqrt */
+        double rise = v->var_db < v->steady_std_db * v->steady_std_db ? v->a_steady : v->a_varying;
+        v->floor_db += (level - v->floor_db) * rise;
     }
 
     if (speech) {

@@ -19,6 +19,8 @@ typedef struct {
     double speech_ms, silence_ms;
     int speaking;
     int transition;          /* +1 started / -1 stopped on the last frame, else 0 */
+    size_t coef_n;           /* frame length the smoothing factors below were computed for */
+    double a_mean, a_steady, a_varying;
 } oh_vad;
 
 #define OH_LEVEL_FLOOR_DB (-100.0)

@@ -24,7 +24,33 @@ cdef double _ATTEN_DB = 72.0
 cdef double _DELAY_LIMIT_S = 0.002
 
 
+cdef extern from *:
+    """
+    /* A view of a bytes object without the buffer protocol: obj stays NULL, so PyBuffer_Release
+     * does nothing, and the bytes are kept alive by the caller's reference. */
+    static inline void oh_view_of_bytes(Py_buffer *v, PyObject *b) {
+        v->buf = PyBytes_AS_STRING(b);
+        v->len = PyBytes_GET_SIZE(b);
+        v->obj = NULL;
+    }
+    """
+    void _view_of_bytes "oh_view_of_bytes"(Py_buffer *v, object b)
+
+
 cdef inline int _acquire(object obj, Py_buffer *view, str what) except -1:
+    """Fill view with obj's bytes; release with PyBuffer_Release (a no-op for the bytes fast path)."""
+    if type(obj) is bytes:
+        # The per-frame case: the buffer protocol would cost a third of a 20 ms frame's work.
+        _view_of_bytes(view, obj)
+    else:
+        _acquire_any(obj, view, what)
+    if view.len > _MAX_IN:
+        PyBuffer_Release(view)
+        raise ValueError(f"{what} is {view.len} bytes; chunks above {_MAX_IN} bytes are refused")
+    return 0
+
+
+cdef int _acquire_any(object obj, Py_buffer *view, str what) except -1:
     if obj is None or isinstance(obj, str):
         raise TypeError(f"{what} must be a bytes-like object, not {type(obj).__name__}")
     try:
@@ -33,10 +59,18 @@ cdef inline int _acquire(object obj, Py_buffer *view, str what) except -1:
         raise ValueError(f"{what} must be a contiguous buffer: {e}") from None
     except TypeError:
         raise TypeError(f"{what} must be a bytes-like object, not {type(obj).__name__}") from None
-    if view.len > _MAX_IN:
-        PyBuffer_Release(view)
-        raise ValueError(f"{what} is {view.len} bytes; chunks above {_MAX_IN} bytes are refused")
     return 0
+
+
+def _simd_level():
+    """Instruction set the kernels use: 0 portable C, 1 AVX2, 2 AVX-512BW (for tests and benchmarks)."""
+    return oh_simd_level()
+
+
+def _cap_simd(int level):
+    """Use at most `level` from now on (Resamplers keep the level they were made with); returns
+    the level in effect. Tests use it to check every kernel against the portable C."""
+    return oh_simd_cap(level)
 
 
 cdef inline bytes _new_bytes(Py_ssize_t n):
@@ -46,14 +80,6 @@ cdef inline bytes _new_bytes(Py_ssize_t n):
 def ulaw_decode(data):
     """G.711 mu-law bytes -> PCM16 little-endian (2 bytes per input byte)."""
     cdef Py_buffer view
-    cdef Py_ssize_t n
-    if type(data) is bytes:
-        # The per-frame case: skipping the buffer protocol saves a third of the call.
-        n = PyBytes_GET_SIZE(data)
-        if n <= _MAX_IN:
-            out = _new_bytes(n * 2)
-            oh_ulaw_decode(<const uint8_t *>PyBytes_AS_STRING(data), <size_t>n, <int16_t *>PyBytes_AS_STRING(out))
-            return out
     _acquire(data, &view, "ulaw_decode input")
     try:
         out = _new_bytes(view.len * 2)
@@ -66,13 +92,6 @@ def ulaw_decode(data):
 def ulaw_encode(pcm):
     """PCM16 little-endian -> G.711 mu-law (1 byte per sample)."""
     cdef Py_buffer view
-    cdef Py_ssize_t n
-    if type(pcm) is bytes:
-        n = PyBytes_GET_SIZE(pcm)
-        if n <= _MAX_IN and not (n & 1):
-            out = _new_bytes(n // 2)
-            oh_ulaw_encode(<const int16_t *>PyBytes_AS_STRING(pcm), <size_t>(n // 2), <uint8_t *>PyBytes_AS_STRING(out))
-            return out
     _acquire(pcm, &view, "ulaw_encode input")
     try:
         if view.len & 1:
@@ -316,6 +335,13 @@ cdef class FrameVad:
         return self.v.stop_ms
 
 
+# InboundPath modes
+cdef enum:
+    _IN_RESAMPLE = 0
+    _IN_PCM8 = 1
+    _IN_ULAW = 2
+
+
 cdef class InboundPath:
     """One call's caller audio: mu-law frame -> PCM16 8 kHz -> VAD -> PCM16 at stt_rate.
 
@@ -326,6 +352,7 @@ cdef class InboundPath:
     cdef readonly Resampler resampler
     cdef readonly int stt_rate
     cdef readonly str stt_encoding
+    cdef int mode
     cdef int16_t *scratch
     cdef size_t cap
 
@@ -344,6 +371,7 @@ cdef class InboundPath:
         self.resampler = Resampler(8000, stt_rate) if stt_rate != 8000 else None
         self.stt_rate = stt_rate
         self.stt_encoding = stt_encoding
+        self.mode = _IN_ULAW if stt_encoding == "ulaw" else _IN_PCM8 if stt_rate == 8000 else _IN_RESAMPLE
 
     def __dealloc__(self):
         free(self.scratch)
@@ -365,22 +393,24 @@ cdef class InboundPath:
         cdef int16_t *pcm
         cdef double level
         cdef int speech
+        cdef bytes out
         _acquire(ulaw_frame, &view, "InboundPath frame")
         try:
             n = <size_t>view.len
-            pcm = self._room(n)
-            oh_ulaw_decode(<const uint8_t *>view.buf, n, pcm)
-            level = oh_pcm_level_db(pcm, n, OH_LEVEL_FLOOR_DB)
-            speech = oh_vad_update(&self.vad.v, level, n)
-            if self.stt_encoding == "ulaw":
-                out = ulaw_frame if type(ulaw_frame) is bytes else PyBytes_FromStringAndSize(<char *>view.buf, view.len)
-            elif self.resampler is None:
-                out = PyBytes_FromStringAndSize(<char *>pcm, <Py_ssize_t>(n * 2))
+            if self.mode == _IN_PCM8:  # decode straight into the result
+                out = _new_bytes(<Py_ssize_t>(n * 2))
+                pcm = <int16_t *>PyBytes_AS_STRING(out)
             else:
+                pcm = self._room(n)
+            level = oh_ulaw_decode_level(<const uint8_t *>view.buf, n, pcm, OH_LEVEL_FLOOR_DB)
+            speech = oh_vad_update(&self.vad.v, level, n)
+            if self.mode == _IN_RESAMPLE:
                 out = self.resampler._process_ptr(pcm, n)
+            elif self.mode == _IN_ULAW:
+                out = ulaw_frame if type(ulaw_frame) is bytes else PyBytes_FromStringAndSize(<char *>view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
-        return out, bool(speech), level
+        return out, speech != 0, level
 
     def reset(self):
         self.vad.reset()
@@ -397,17 +427,18 @@ cdef class OutboundPath:
     cdef readonly Resampler resampler
     cdef readonly int src_rate
     cdef readonly str src_encoding
+    cdef bint ulaw_in
     cdef uint8_t carry[160]
     cdef size_t carry_len
     cdef int has_odd
     cdef uint8_t odd_byte
-    cdef uint8_t *enc
-    cdef size_t enc_cap
+    cdef int16_t *pcm8  # resampler output, reused across calls
+    cdef size_t pcm8_cap
     cdef public long long frames_out
 
     def __cinit__(self, *args, **kwargs):
-        self.enc = NULL
-        self.enc_cap = 0
+        self.pcm8 = NULL
+        self.pcm8_cap = 0
         self.carry_len = 0
         self.has_odd = 0
 
@@ -419,20 +450,21 @@ cdef class OutboundPath:
         self.resampler = Resampler(src_rate, 8000) if src_rate != 8000 else None
         self.src_rate = src_rate
         self.src_encoding = src_encoding
+        self.ulaw_in = src_encoding == "ulaw"
         self.frames_out = 0
 
     def __dealloc__(self):
-        free(self.enc)
+        free(self.pcm8)
 
-    cdef uint8_t *_room(self, size_t n) except NULL:
-        if n > self.enc_cap:
-            free(self.enc)
-            self.enc = <uint8_t *>malloc(n)
-            if self.enc == NULL:
-                self.enc_cap = 0
+    cdef int16_t *_room(self, size_t n) except NULL:
+        if n > self.pcm8_cap or self.pcm8 == NULL:
+            free(self.pcm8)
+            self.pcm8 = <int16_t *>malloc(max(n, <size_t>160) * sizeof(int16_t))
+            if self.pcm8 == NULL:
+                self.pcm8_cap = 0
                 raise MemoryError()
-            self.enc_cap = n
-        return self.enc
+            self.pcm8_cap = max(n, <size_t>160)
+        return self.pcm8
 
     cdef list _frame(self, const uint8_t *ulaw, size_t n):
         cdef list frames = []
@@ -456,16 +488,41 @@ cdef class OutboundPath:
         self.frames_out += len(frames)
         return frames
 
+    cdef list _encode_frames(self, const int16_t *pcm, size_t n):
+        """Encode 8 kHz PCM straight into the frames (and the carried partial frame)."""
+        cdef list frames = []
+        cdef size_t take
+        cdef bytes f
+        if self.carry_len:
+            take = min(n, 160 - self.carry_len)
+            oh_ulaw_encode(pcm, take, self.carry + self.carry_len)
+            self.carry_len += take
+            pcm += take
+            n -= take
+            if self.carry_len == 160:
+                frames.append(PyBytes_FromStringAndSize(<char *>self.carry, 160))
+                self.carry_len = 0
+        while n >= 160:
+            f = _new_bytes(160)
+            oh_ulaw_encode(pcm, 160, <uint8_t *>PyBytes_AS_STRING(f))
+            frames.append(f)
+            pcm += 160
+            n -= 160
+        if n:  # the carry is empty here
+            oh_ulaw_encode(pcm, n, self.carry)
+            self.carry_len = n
+        self.frames_out += len(frames)
+        return frames
+
     cdef list _pcm(self, const int16_t *pcm, size_t n):
+        cdef int16_t *buf
         cdef size_t n8
-        cdef bytes rs
         if self.resampler is not None:
-            rs = self.resampler._process_ptr(pcm, n)
-            pcm = <const int16_t *>PyBytes_AS_STRING(rs)
-            n = <size_t>(len(rs) // 2)
-        enc = self._room(n if n else 1)
-        oh_ulaw_encode(pcm, n, enc)
-        return self._frame(enc, n)
+            n8 = oh_rs_output_len(&self.resampler.rs, n)
+            buf = self._room(n8)
+            oh_rs_process(&self.resampler.rs, pcm, n, buf)
+            return self._encode_frames(buf, n8)
+        return self._encode_frames(pcm, n)
 
     def process(self, pcm):
         """-> list of 160-byte mu-law frames (possibly empty)."""
@@ -473,12 +530,12 @@ cdef class OutboundPath:
         cdef const uint8_t *p
         cdef size_t n
         cdef uint8_t pair[2]
-        cdef list head = []
+        cdef list head
         _acquire(pcm, &view, "OutboundPath input")
         try:
             p = <const uint8_t *>view.buf
             n = <size_t>view.len
-            if self.src_encoding == "ulaw":
+            if self.ulaw_in:
                 return self._frame(p, n)
             if self.has_odd and n:
                 pair[0] = self.odd_byte
@@ -487,6 +544,8 @@ cdef class OutboundPath:
                 head = self._pcm(<const int16_t *>pair, 1)
                 p += 1
                 n -= 1
+            else:
+                head = None
             if n & 1:
                 self.odd_byte = p[n - 1]
                 self.has_odd = 1
@@ -500,14 +559,14 @@ cdef class OutboundPath:
     def flush(self):
         """Drain the resampler tail; pad the last partial frame with mu-law silence; reset."""
         cdef list frames = []
-        cdef bytes tail
+        cdef int16_t *buf
+        cdef size_t n
         self.has_odd = 0
         if self.resampler is not None:
-            tail = self.resampler.flush()
-            if tail:
-                enc = self._room(len(tail) // 2)
-                oh_ulaw_encode(<const int16_t *>PyBytes_AS_STRING(tail), len(tail) // 2, enc)
-                frames = self._frame(enc, len(tail) // 2)
+            n = oh_rs_flush_len(&self.resampler.rs)
+            buf = self._room(n)
+            oh_rs_flush(&self.resampler.rs, buf)
+            frames = self._encode_frames(buf, n)
         if self.carry_len:
             memset(self.carry + self.carry_len, OH_ULAW_SILENCE, 160 - self.carry_len)
             frames.append(PyBytes_FromStringAndSize(<char *>self.carry, 160))

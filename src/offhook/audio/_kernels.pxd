@@ -7,7 +7,12 @@ cdef extern from "g711.h" nogil:
     void oh_ulaw_encode(const int16_t *inp, size_t n, uint8_t *out)
     double oh_ulaw_level_db(const uint8_t *inp, size_t n, double floor_db)
     double oh_pcm_level_db(const int16_t *inp, size_t n, double floor_db)
+    double oh_ulaw_decode_level(const uint8_t *inp, size_t n, int16_t *out, double floor_db)
     int OH_ULAW_SILENCE
+
+cdef extern from "simd.h" nogil:
+    int oh_simd_level()
+    int oh_simd_cap(int max_level)
 
 cdef extern from "resample.h" nogil:
     ctypedef struct oh_resampler:
