@@ -1,0 +1,194 @@
+"""Runs one load step: a server process, the load generator in another, the server sampled from outside.
+
+The server's CPU time and RSS come from /proc (library-agnostic, nothing added to its hot path);
+event-loop lag and frame counters from its own SIGUSR1 snapshots, taken when the generator
+announces the start and end of its measurement window.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+LATE_LIMIT_MS = 10.0
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+class ServerProc:
+    """A server process that prints `READY <port>` and answers SIGUSR1 with a stats snapshot."""
+
+    def __init__(self, cmd: list[str], env: dict | None = None, ready_timeout: float = 60.0):
+        self.stats = tempfile.NamedTemporaryFile(prefix="offhook-bench-", suffix=".json", delete=False).name
+        self.proc = subprocess.Popen([*cmd, "--stats", self.stats], stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        deadline = time.monotonic() + ready_timeout
+        self.port = None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise BenchError(f"server exited before it was ready: {' '.join(cmd)} (rc {self.proc.wait()})")
+            if line.startswith("READY "):
+                self.port = int(line.split()[1])
+                break
+            if line.startswith("ERROR "):
+                raise BenchError(line[6:].strip())
+        if self.port is None:
+            self.stop()
+            raise BenchError("server not ready in time")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def snapshot(self) -> dict:
+        self.proc.send_signal(signal.SIGUSR1)
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise BenchError("server exited during the run")
+            if line.startswith("SNAPSHOT"):
+                with open(self.stats) as f:
+                    return json.load(f)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        try:
+            os.unlink(self.stats)
+        except OSError:
+            pass
+
+
+@dataclass
+class Step:
+    calls: int
+    seconds: float = 5.0
+    warmup: float = 1.5
+    mode: str = "echo"
+
+
+def run_step(server: ServerProc, step: Step, *, path: str = "/twilio/media", slots: int = 10,
+             gen_prefix: list[str] | None = None) -> dict:
+    """Drive `step.calls` calls at an already-started server; returns the merged measurements."""
+    out = tempfile.NamedTemporaryFile(prefix="offhook-load-", suffix=".json", delete=False).name
+    rss_idle = proc_rss(server.pid)
+    base = server.snapshot()
+    cmd = [*(gen_prefix or [sys.executable, "-m", "offhook.sim.load"]),
+           "--url", f"ws://127.0.0.1:{server.port}{path}", "--calls", str(step.calls),
+           "--seconds", str(step.seconds), "--warmup", str(step.warmup), "--mode", step.mode,
+           "--slots", str(slots), "--json", out, "--announce"]
+    gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    marks: dict[str, tuple[float, float, int]] = {}
+    window: dict = {}
+    for line in gen.stdout:
+        if line.startswith("WINDOW "):
+            edge = line.split()[1]
+            marks[edge] = (time.monotonic(), proc_cpu(server.pid), proc_rss(server.pid))
+            if edge == "start":
+                server.snapshot()          # lag samples restart here
+            else:
+                window = server.snapshot()
+    rc = gen.wait()
+    try:
+        with open(out) as f:
+            res = json.load(f)
+    except (OSError, ValueError):
+        raise BenchError(f"load generator failed (rc {rc})") from None
+    finally:
+        os.unlink(out)
+    time.sleep(0.3)  # let the server see the hang-ups before the final count
+    final = server.snapshot()
+    if "start" not in marks or "end" not in marks:
+        raise BenchError("the load generator never reached its measurement window")
+    (w0, c0, _), (w1, c1, rss) = marks["start"], marks["end"]
+    n = max(1, res["connected"])
+    util = (c1 - c0) / (w1 - w0)
+    lost_in = res["frames_sent"] - (final["frames_in"] - base["frames_in"])
+    lost_out = res["lost_replies"] if res["mode"] == "echo" else None
+    lost = max(0, lost_in) + (lost_out or 0) + res["dropped_by_server"] + res["n_connect_failures"]
+    p99 = res["lateness_ms"]["p99"]
+    res.update({
+        "server_cpu_util": util, "server_cpu_per_call": util / n,
+        "server_rss_mb": rss / 2**20, "server_rss_idle_mb": rss_idle / 2**20,
+        "rss_per_call_kb": max(0, rss - rss_idle) / n / 1024,
+        "lag_ms": window.get("lag_ms"), "lost_in": lost_in, "lost_out": lost_out, "lost": lost,
+        "server_window": {k: v for k, v in window.items() if k not in ("lag_ms",)},
+        "passed": p99 is not None and p99 <= LATE_LIMIT_MS and lost == 0,
+        "loadavg": os.getloadavg()[0],
+    })
+    return res
+
+
+def step_up(start_server, steps: list[int], *, seconds: float, mode: str, log=print, retries: int = 1,
+            refine: int = 2, warmup: float = 1.5, **kw) -> dict:
+    """Steps N up until p99 lateness > 10 ms or frames are lost, then bisects `refine` times between
+    the last passing and the first failing N. A fresh server per run, so each run's RSS and counters
+    are its own. This machine is shared: a step that fails is retried `retries` times and counts as
+    failed only if every attempt fails (one 50 ms stall elsewhere on the box sinks a 5 s p99)."""
+    rows: list[dict] = []
+
+    def attempt(n: int) -> dict:
+        for i in range(retries + 1):
+            server = start_server()
+            try:
+                row = run_step(server, Step(n, seconds=seconds, warmup=warmup, mode=mode), **kw)
+            finally:
+                server.stop()
+            row["attempt"] = i + 1
+            rows.append(row)
+            log(f"  N={n:4d}  p99 late {row['lateness_ms']['p99'] or 0:7.2f} ms  lost {row['lost']:5d}  "
+                f"server CPU {row['server_cpu_util'] * 100:5.1f}%  ({row['server_cpu_per_call'] * 100:.3f}%/call)  "
+                f"lag p99 {(row['lag_ms'] or {}).get('p99') or 0:6.2f} ms  "
+                f"gen CPU {row['generator_cpu_window'] * 100:4.0f}%  {'ok' if row['passed'] else 'FAIL'}", flush=True)
+            if row["passed"]:
+                break
+        return row
+
+    good, bad = 0, None
+    for n in steps:
+        if attempt(n)["passed"]:
+            good = n
+        else:
+            bad = n
+            break
+    for _ in range(refine if bad is not None else 0):
+        mid = (good + bad) // 2
+        if mid in (good, bad):
+            break
+        if attempt(mid)["passed"]:
+            good = mid
+        else:
+            bad = mid
+    best = max((r for r in rows if r["passed"] and r["calls"] == good), key=lambda r: r["calls"], default=None)
+    return {"steps": rows, "max_calls": good, "first_failing": bad, "at_max": best,
+            "cpu_per_call": best["server_cpu_per_call"] if best else None,
+            "calls_per_core_by_cpu": 1 / best["server_cpu_per_call"] if best and best["server_cpu_per_call"] else None}
