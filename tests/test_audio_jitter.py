@@ -149,16 +149,26 @@ def test_properties_under_arbitrary_arrival(ops, target, max_frames):
     played = []  # sequence numbers of real frames handed out, in order
     pushes = 0
     pops = 0
+    last_real = None  # level of the last real frame played
+    fill = []  # levels of the concealment frames since then
 
     def take():
-        nonlocal pops
+        nonlocal pops, last_real
         out = jb.pop()
         pops += 1
-        if out[0] != 0xFF and out != SILENCE:
-            for s in range(61):
-                if out == frame(s):
-                    played.append(s)
-                    break
+        real = next((s for s in range(61) if out == frame(s)), None)
+        if real is not None:
+            played.append(real)
+            last_real, fill[:] = level(out), []
+            return
+        # concealment: the last frame attenuated, fading to silence; silence before any audio
+        if last_real is None or len(fill) >= 3:
+            assert out == SILENCE
+        elif not fill:
+            assert 0.5 * last_real < level(out) < 0.85 * last_real
+        else:
+            assert level(out) < fill[-1]
+        fill.append(level(out))
 
     for op, seq in ops:
         if op == "push":

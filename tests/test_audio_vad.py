@@ -2,10 +2,14 @@ import numpy as np
 import pytest
 
 from audio_signals import frames, noise, pcm16, speechlike
-from offhook.audio import FrameVad
+from offhook.audio import FrameVad, InboundPath, pcm_level_db, ulaw_encode
 
 RATE = 8000
 FRAME = 320  # bytes: 20 ms of PCM16 at 8 kHz
+
+
+def frames_of(signal):
+    return frames(pcm16(signal), FRAME)
 
 
 def run(vad, signal):
@@ -95,3 +99,37 @@ def test_bad_arguments():
         FrameVad(frame_ms=0)
     with pytest.raises(ValueError):
         FrameVad(threshold_db=-3)
+
+
+SENTENCE = "Hello, I would like to book an appointment for Tuesday afternoon, please."
+
+
+@pytest.mark.parametrize("noise_db,gain_db", [(-65, 0), (-50, -6), (-40, 0)])
+def test_espeak_speech_over_a_phone_line(noise_db, gain_db):
+    """Real synthesised speech, mu-law encoded as Twilio sends it, through the inbound path."""
+    pytest.importorskip("espeakng_loader")
+    from offhook.providers.espeak import synthesize
+
+    speech = np.frombuffer(synthesize(SENTENCE, RATE), "<i2") / 32767 * 10 ** (gain_db / 20)
+    lead, tail = RATE, int(1.5 * RATE)
+    clean = np.concatenate([np.zeros(lead), speech, np.zeros(tail)])
+    line = clean + noise(RATE, len(clean) / RATE, noise_db, seed=11)
+    voiced = [pcm_level_db(f) > -40 + gain_db for f in frames_of(clean)]
+    onset, offset = voiced.index(True), len(voiced) - 1 - voiced[::-1].index(True)
+
+    inb = InboundPath(stt_rate=16000)
+    speech, speaking = [], []
+    for f in frames(ulaw_encode(pcm16(line)), 160):
+        speech.append(inb.process(f)[1])
+        speaking.append(inb.vad.speaking)
+
+    assert not any(speech[: lead // 160]), "line noise before the caller spoke was called speech"
+    started = speaking.index(True)
+    # within start_ms (+ the first syllable's rise); the quiet start of the first syllable, below
+    # the -40 dB line drawn for `voiced`, may count too
+    assert onset - 3 <= started <= onset + (60 + 60) // 20
+    assert np.mean([s for s, v in zip(speech, voiced) if v]) > 0.8
+    stopped = started + speaking[started:].index(False)
+    # held through the pauses between words, released stop_ms after the last one
+    assert offset < stopped <= offset + (300 + 100) // 20
+    assert not any(speaking[stopped:])

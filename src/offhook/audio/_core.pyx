@@ -7,6 +7,8 @@ costs more than decoding a whole 20 ms frame.
 """
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.number cimport PyNumber_Index
+from libc.math cimport isfinite
 from libc.stdint cimport int16_t, uint8_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
@@ -60,6 +62,18 @@ cdef int _acquire_any(object obj, Py_buffer *view, str what) except -1:
     except TypeError:
         raise TypeError(f"{what} must be a bytes-like object, not {type(obj).__name__}") from None
     return 0
+
+
+cdef int _int_arg(object v, str name) except? -1:
+    """An integer argument: ints and integer-like objects only (a float would be truncated
+    silently); values beyond the C int range are clamped, so the caller's range check reports them."""
+    if isinstance(v, bool):
+        raise TypeError(f"{name} must be an integer, not bool")
+    try:
+        i = PyNumber_Index(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(v).__name__}") from None
+    return max(-2**31, min(2**31 - 1, i))
 
 
 def _simd_level():
@@ -133,8 +147,10 @@ cdef class Resampler:
     cdef oh_resampler rs
     cdef bint ready
 
-    def __cinit__(self, int src_rate, int dst_rate):
+    def __cinit__(self, src_rate, dst_rate):
         self.ready = False
+        src_rate = _int_arg(src_rate, "src_rate")
+        dst_rate = _int_arg(dst_rate, "dst_rate")
         rc = oh_rs_init(&self.rs, src_rate, dst_rate, _ATTEN_DB, _DELAY_LIMIT_S)
         if rc == -1:
             raise ValueError(
@@ -206,8 +222,11 @@ cdef class JitterBuffer:
     cdef bint ok
     cdef readonly str codec
 
-    def __cinit__(self, int frame_bytes=160, int target_frames=3, int max_frames=10, str codec="ulaw"):
+    def __cinit__(self, frame_bytes=160, target_frames=3, max_frames=10, str codec="ulaw"):
         self.ok = False
+        frame_bytes = _int_arg(frame_bytes, "frame_bytes")
+        target_frames = _int_arg(target_frames, "target_frames")
+        max_frames = _int_arg(max_frames, "max_frames")
         if codec not in _JB_CODECS:
             raise ValueError(f"codec must be 'ulaw' or 'pcm16', got {codec!r}")
         if frame_bytes <= 0 or frame_bytes > 65536:
@@ -273,8 +292,12 @@ cdef class FrameVad:
     cdef oh_vad v
     cdef readonly int frame_ms
 
-    def __cinit__(self, int sample_rate=8000, int frame_ms=20, *, double threshold_db=9.0,
+    def __cinit__(self, sample_rate=8000, frame_ms=20, *, double threshold_db=9.0,
                   double gate_db=-55.0, double start_ms=60.0, double stop_ms=300.0):
+        sample_rate = _int_arg(sample_rate, "sample_rate")
+        frame_ms = _int_arg(frame_ms, "frame_ms")
+        if not (isfinite(gate_db) and isfinite(start_ms) and isfinite(stop_ms)):
+            raise ValueError("gate_db, start_ms and stop_ms must be finite numbers")
         if sample_rate < 1000 or sample_rate > 384000:
             raise ValueError(f"sample_rate must be 1000..384000, got {sample_rate}")
         if frame_ms < 1 or frame_ms > 1000:
@@ -360,7 +383,8 @@ cdef class InboundPath:
         self.scratch = NULL
         self.cap = 0
 
-    def __init__(self, int stt_rate=16000, *, str stt_encoding="pcm16", FrameVad vad=None):
+    def __init__(self, stt_rate=16000, *, str stt_encoding="pcm16", FrameVad vad=None):
+        stt_rate = _int_arg(stt_rate, "stt_rate")
         if stt_encoding not in ("pcm16", "ulaw"):
             raise ValueError(f"stt_encoding must be 'pcm16' or 'ulaw', got {stt_encoding!r}")
         if stt_encoding == "ulaw" and stt_rate != 8000:
@@ -442,7 +466,8 @@ cdef class OutboundPath:
         self.carry_len = 0
         self.has_odd = 0
 
-    def __init__(self, int src_rate=24000, *, str src_encoding="pcm16"):
+    def __init__(self, src_rate=24000, *, str src_encoding="pcm16"):
+        src_rate = _int_arg(src_rate, "src_rate")
         if src_encoding not in ("pcm16", "ulaw"):
             raise ValueError(f"src_encoding must be 'pcm16' or 'ulaw', got {src_encoding!r}")
         if src_encoding == "ulaw" and src_rate != 8000:
