@@ -1,5 +1,6 @@
 """The real server (hypercorn trio, loopback) driven by the simulated caller and raw WS clients."""
 import json
+from functools import partial
 
 import httpx
 import pytest
@@ -156,20 +157,24 @@ def test_ws_signature_missing_forged_and_behind_proxy():
 
 
 async def raw_call(app, messages, *, then_good_frames=60, call_sid="CAraw"):
-    """Connect without signature checks, send `messages` mid-call, then good audio; returns the record."""
+    """Connect without signature checks, send `messages` mid-call, then good audio and `stop`; returns
+    the server's MediaCall. The server may end the call first (that is what some tests check)."""
     b = InboundBuilder("MZraw")
     async with open_websocket_url(app.base_ws + "/twilio/media") as ws:
-        await ws.send_message(build_connected())
-        await ws.send_message(build_start(1, "MZraw", call_sid, "AC1", {}))
-        for m in messages:
-            await ws.send_message(m)
-        for i in range(then_good_frames):
-            await ws.send_message(b.media(100 + i, i + 1, i * 20, FRAME))
-            await trio.sleep(0.02)
-        await ws.send_message(b.stop(999, "AC1", call_sid))
-        with trio.move_on_after(2):
-            while True:
-                await ws.get_message()
+        try:
+            await ws.send_message(build_connected())
+            await ws.send_message(build_start(1, "MZraw", call_sid, "AC1", {}))
+            for m in messages:
+                await ws.send_message(m)
+            for i in range(then_good_frames):
+                await ws.send_message(b.media(100 + i, i + 1, i * 20, FRAME))
+                await trio.sleep(0.02)
+            await ws.send_message(b.stop(999, "AC1", call_sid))
+            with trio.move_on_after(2):
+                while True:
+                    await ws.get_message()
+        except ConnectionClosed:
+            pass
     await trio.sleep(0.1)
     return next(c for c in app.finished if c.call_sid == call_sid)
 
@@ -207,15 +212,19 @@ def test_media_before_start_and_megabyte_frames():
                 await ws.send_message(b.media(1, 1, 0, FRAME))  # before start: dropped
                 await ws.send_message(build_start(2, "MZx", "CAbig", "AC1", {}))
                 await ws.send_message(b.media(3, 1, 0, FRAME))
-                await ws.send_message("x" * 2_000_000)  # refused by the server: the connection closes
-                with pytest.raises(ConnectionClosed):
+                # over the cap: the server refuses it (1009) and ends the call; depending on timing the
+                # refusal reaches us while still sending or on the next read
+                with pytest.raises(ConnectionClosed) as closed:
                     with trio.fail_after(5):
+                        await ws.send_message("x" * 2_000_000)
                         while True:
                             await ws.get_message()
+                assert closed.value.reason.code == 1009
             await trio.sleep(0.1)
             call = next(c for c in app.finished if c.call_sid == "CAbig")
-            assert call.bad["media_before_start"] == 1
-            assert call.end_reason == "caller_hangup" and call.frames_in == 1
+            assert call.bad["media_before_start"] == 1 and call.bad["oversize"] == 1
+            assert (call.end_reason, call.ended_by) == ("error_protocol", "system")
+            assert call.frames_in == 1
             assert app.active == {}
     run(main)
 
@@ -257,7 +266,7 @@ def test_handler_crash_ends_only_that_call():
         async with running_server(validate_signatures=False,
                                   handler_factory=lambda call: Boom(call) if call.call_sid == "CAboom" else EchoHandler(call)) as app:
             async with trio.open_nursery() as n:
-                n.start_soon(raw_call, app, [], 5, "CAboom")
+                n.start_soon(partial(raw_call, app, [], then_good_frames=5, call_sid="CAboom"))
                 ok = SimCaller(app.base_ws + "/twilio/media", from_dict(ECHO_CALL))
                 res = await ok.run()
             assert res.ended_by == "caller" and res.lines[0].latency is not None

@@ -8,6 +8,7 @@ nothing outlives it.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
@@ -15,13 +16,15 @@ from typing import Awaitable, Callable, Protocol
 import trio
 
 from offhook.audio import JitterBuffer
+from offhook.observe.record import CallRecord, EndedBy, EndReason, EventRecord
 from offhook.twilio.pacer import Pacer, Ticker
-from offhook.twilio.protocol import (Connected, Dtmf, Mark, Media, MediaStreamParser, OutboundBuilder,
+from offhook.twilio.protocol import (Dtmf, Mark, Media, MediaStreamParser, OutboundBuilder,
                                      ProtocolError, Start, Stop)
 
 log = logging.getLogger("offhook.media")
 
 START_TIMEOUT_S = 10.0
+MESSAGE_TOO_BIG = 1009  # WebSocket close code: the server refused an over-size message
 
 
 @dataclass
@@ -53,6 +56,9 @@ class MediaCall:
     after: AfterAction | None = None
     cancel_scope: trio.CancelScope | None = None
     frames_in: int = 0
+    record: CallRecord | None = None     # set by the handler when it is created; completed at the end
+    recorder: object | None = None       # CallRecorder when this call is sampled (set by the observer)
+    bad_at: dict = field(default_factory=dict)  # bad message kind -> call time first seen
 
     @property
     def call_sid(self) -> str:
@@ -81,7 +87,26 @@ class MediaCall:
     def count_bad(self, err: ProtocolError) -> None:
         self.bad[err.kind] += 1
         if self.bad[err.kind] == 1:
+            self.bad_at[err.kind] = trio.current_time() - self.t0
             log.warning("call %s: dropped bad message (%s) %s", self.call_sid, err.kind, err.detail[:100])
+
+    def complete_record(self) -> None:
+        """Close the call record (before the call-ended hooks store it)."""
+        rec = self.record
+        if rec is None:
+            return
+        try:
+            rec.end_reason = EndReason(self.end_reason)
+        except ValueError:
+            rec.end_reason = EndReason.ERROR_INTERNAL
+        rec.ended_by = _ENDED_BY.get(self.ended_by or "", EndedBy.UNKNOWN)
+        rec.ended_at = time.time()
+        rec.complete = True
+        for kind, n in self.bad.items():
+            rec.events.append(EventRecord("bad_message", self.bad_at.get(kind, 0.0), f"{kind}:{n}"))
+
+
+_ENDED_BY = {"caller": EndedBy.CALLER, "agent": EndedBy.AGENT, "system": EndedBy.SYSTEM}
 
 
 class MediaSession:
@@ -101,6 +126,7 @@ class MediaSession:
         self.parser = MediaStreamParser()
         self.pre_start_bad: Counter = Counter()
         self.call: MediaCall | None = None
+        self.close_code: int | None = None
 
     async def _next_text(self) -> str | None:
         """Next text frame; None when the socket closed. Binary frames are counted and skipped."""
@@ -111,10 +137,12 @@ class MediaSession:
                 text = msg.get("text")
                 if text is not None:
                     return text
-                err = ProtocolError("binary_frame", f"{len(msg.get('bytes') or b'')} bytes")
-                self._bad(err)
+                self._bad(ProtocolError("binary_frame", f"{len(msg.get('bytes') or b'')} bytes"))
                 continue
             if t == "websocket.disconnect":
+                self.close_code = msg.get("code")
+                if self.close_code == MESSAGE_TOO_BIG:
+                    self._bad(ProtocolError("oversize", "message over the WebSocket size cap; socket closed"))
                 return None
 
     def _bad(self, err: ProtocolError) -> None:
@@ -129,18 +157,17 @@ class MediaSession:
         start = await self._await_start()
         if start is None:
             return None
-        builder = OutboundBuilder(start.stream_sid)
-        lock = trio.Lock()
         call = MediaCall(start=start, pacer=None, jitter=JitterBuffer(), t0=trio.current_time(),
                          send_raw=self.send_text)  # type: ignore[arg-type]
-        call.pacer = Pacer(self.send_text, builder, self.ticker, lead=self.lead, mark_every=self.mark_every,
-                           send_lock=lock)
+        call.pacer = Pacer(self.send_text, OutboundBuilder(start.stream_sid), self.ticker, lead=self.lead,
+                           mark_every=self.mark_every, send_lock=trio.Lock(), call=call)
         call.bad.update(self.pre_start_bad)
+        call.bad_at.update(dict.fromkeys(self.pre_start_bad, 0.0))
         self.call = call
-        handler = self.handler_factory(call)
-        if self.on_start:
-            self.on_start(call)
         try:
+            handler = self.handler_factory(call)
+            if self.on_start:
+                self.on_start(call)
             with trio.CancelScope() as scope:
                 call.cancel_scope = scope
                 async with trio.open_nursery() as nursery:
@@ -151,11 +178,12 @@ class MediaSession:
         except Exception as e:  # one call's bug must not take the server down
             log.exception("call %s failed", call.call_sid)
             if call.end_reason is None:
-                call.end_reason, call.ended_by = "error_internal", "error"
+                call.end_reason, call.ended_by = "error_internal", "system"
             call.event("error", repr(e)[:200])
         finally:
-            if call.end_reason is None:
-                call.end_reason, call.ended_by = "server_shutdown", "server"
+            if call.end_reason is None:  # cancelled from outside: the server is going away
+                call.end_reason, call.ended_by = "server_shutdown", "system"
+            call.complete_record()
             if self.on_end:
                 self.on_end(call)
         return call
@@ -187,12 +215,15 @@ class MediaSession:
     async def _read(self, handler: CallHandler, call: MediaCall) -> None:
         feed = self.parser.feed
         jitter = call.jitter
+        on_audio = handler.on_audio
         while True:
             text = await self._next_text()
             if text is None:
-                call.end_reason = call.end_reason or "caller_hangup"
-                call.ended_by = call.ended_by or "caller"
-                call.event("socket_closed")
+                if self.close_code == MESSAGE_TOO_BIG:
+                    call.end("error_protocol", "system")
+                else:  # closed without `stop`: the line went away
+                    call.end("caller_hangup", "caller")
+                call.event("socket_closed", str(self.close_code))
                 return
             try:
                 ev = feed(text)
@@ -203,7 +234,10 @@ class MediaSession:
                 call.frames_in += 1
                 jitter.push(ev.chunk, ev.payload)  # chunk counts media only; sequenceNumber counts every message
                 while jitter.ready:
-                    await handler.on_audio(call, jitter.pop())
+                    frame = jitter.pop()
+                    if call.recorder is not None:
+                        call.recorder.caller(frame, trio.current_time() - call.t0)
+                    await on_audio(call, frame)
             elif type(ev) is Mark:
                 call.pacer.on_mark(ev.name)
                 handler.on_mark(call, ev.name)
@@ -211,9 +245,6 @@ class MediaSession:
                 call.event("dtmf", ev.digit)
                 handler.on_dtmf(call, ev.digit)
             elif type(ev) is Stop:
-                call.end_reason = call.end_reason or "caller_hangup"
-                call.ended_by = call.ended_by or "caller"
+                call.end("caller_hangup", "caller")
                 call.event("stop")
                 return
-            elif type(ev) is Connected:
-                continue

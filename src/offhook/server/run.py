@@ -7,7 +7,10 @@ import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
+from offhook.server import hypercorn_ws
 from offhook.server.app import OffhookApp
+
+hypercorn_ws.install()
 
 
 def hypercorn_config(host: str, port: int, max_message_bytes: int) -> HyperConfig:

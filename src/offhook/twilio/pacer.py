@@ -107,7 +107,8 @@ class Heard:
 
 class Pacer:
     def __init__(self, send: Callable[[str], Awaitable[None]], builder: OutboundBuilder, ticker: Ticker,
-                 *, lead: float = 0.08, mark_every: int = 10, send_lock: trio.Lock | None = None):
+                 *, lead: float = 0.08, mark_every: int = 10, send_lock: trio.Lock | None = None,
+                 call=None):
         if not (0.0 <= lead <= 1.0):
             raise ValueError("lead must be between 0 and 1 s")
         if mark_every < 1:
@@ -118,6 +119,8 @@ class Pacer:
         self.lead = lead
         self.mark_every = mark_every
         self.lock = send_lock or trio.Lock()
+        # the MediaCall we play for: its `recorder` (when sampled) gets every frame sent, on its clock t0
+        self.call = call
         self._queue: deque[tuple[bytes, Utterance]] = deque()
         self._work = trio.Event()
         self._next_id = 0
@@ -220,6 +223,8 @@ class Pacer:
             u.cleared_at = t0
             u.ended = True
         self.play_end = t0
+        if self.call is not None and self.call.recorder is not None:
+            self.call.recorder.clear(t0 - self.call.t0)
         async with self.lock:
             await self._send(self.builder.clear())
         self.clear_latencies.append(trio.current_time() - t0)
@@ -251,6 +256,8 @@ class Pacer:
             if u.cleared_at is not None:
                 return  # cleared while we were sending
             self.play_end = start + FRAME_S
+            if self.call is not None and self.call.recorder is not None:
+                self.call.recorder.agent(frame, start - self.call.t0)
             u.play_starts.append(start)
             if u.first_sent_at is None:
                 u.first_sent_at = now

@@ -1,0 +1,51 @@
+"""A fix for hypercorn's handling of over-size WebSocket messages (hypercorn 0.17-0.18).
+
+When a message exceeds `websocket_max_message_size`, hypercorn sends close 1009 and then `break`s out
+of the loop over wsproto's pending events. The peer's close reply usually arrives in the same read as
+the tail of the huge message, so it is among the events thrown away: the application is never told
+the socket closed, hypercorn never closes the TCP connection, and the call hangs until the peer gives
+up (trio-websocket waits 60 s). A caller could pin a server task this way with one big frame.
+
+The replacement below keeps processing events after the refusal (dropping the rest of the refused
+message), and tells the application at once with `websocket.disconnect` code 1009, so the call ends
+with a recorded reason and the connection is closed when the application returns.
+"""
+from __future__ import annotations
+
+from hypercorn.protocol import ws_stream
+from wsproto.events import CloseConnection, Message, Ping
+from wsproto.connection import ConnectionState
+from wsproto.frame_protocol import CloseReason
+
+MESSAGE_TOO_BIG = CloseReason.MESSAGE_TOO_BIG.value
+
+
+async def _handle_events(self) -> None:
+    for event in self.connection.events():
+        if isinstance(event, Message):
+            if getattr(self, "_offhook_refusing", False):  # tail of a message already refused
+                self._offhook_refusing = not event.message_finished
+                continue
+            try:
+                self.buffer.extend(event)
+            except ws_stream.FrameTooLargeError:
+                self.buffer.clear()
+                self._offhook_refusing = not event.message_finished
+                await self._send_wsproto_event(CloseConnection(code=MESSAGE_TOO_BIG))
+                await self.app_put({"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG})
+                continue
+            if event.message_finished:
+                await self.app_put(self.buffer.to_message())
+                self.buffer.clear()
+        elif isinstance(event, Ping):
+            await self._send_wsproto_event(event.response())
+        elif isinstance(event, CloseConnection):
+            if self.connection.state == ConnectionState.REMOTE_CLOSING:
+                await self._send_wsproto_event(event.response())
+            await self.send(ws_stream.StreamClosed(stream_id=self.stream_id))
+
+
+def install() -> None:
+    """Idempotent; called when the server module is imported."""
+    if ws_stream.WSStream._handle_events is not _handle_events:
+        ws_stream.WSStream._handle_events = _handle_events
