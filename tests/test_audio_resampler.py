@@ -48,8 +48,11 @@ def test_passband_ripple_within_0_1_db(src, dst):
 def test_aliases_attenuated_70_db(src, dst):
     """Tones from 1.15x the lower Nyquist up to the source Nyquist must not fold into the band."""
     nyq = dst / 2
+    # a sweep of the stopband, plus every tone that folds onto the passband edge (0.85 x Nyquist)
+    edge = [k * dst + s * 0.85 * nyq for k in range(1, src // dst + 1) for s in (-1, 1)]
+    sweep = np.linspace(1.15 * nyq, 0.98 * src / 2, 15)
     worst = -200.0
-    for f in np.linspace(1.15 * nyq, 0.98 * src / 2, 15):
+    for f in [*sweep, *(f for f in edge if 1.15 * nyq <= f <= 0.98 * src / 2)]:
         y, _ = convert(src, dst, tone(src, f, 0.6))
         _, db = spectrum_db(steady(y, dst), dst)
         worst = max(worst, db.max())
