@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from offhook.audio import FrameVad, InboundPath, OutboundPath, Resampler, ulaw_decode, ulaw_encode
+from offhook.audio import FrameVad, InboundPath, OutboundPath, Resampler, pcm_level_db, ulaw_decode, ulaw_encode
 
 Thunk = Callable[[], object]
 
@@ -97,6 +97,12 @@ def _ratecv(src: int, dst: int):
     return build
 
 
+def _level():
+    ao = _audioop()
+    pcm = _speechy_pcm(8000)
+    return (lambda: pcm_level_db(pcm)), (lambda: ao.rms(pcm, 2))
+
+
 def _vad():
     import webrtcvad
 
@@ -151,9 +157,11 @@ CASES: list[Case] = [
     Case("resample 8k->16k 20ms", "soxr HQ stream", 0.5, _resample(8000, 16000)),
     Case("resample 16k->8k 20ms", "soxr HQ stream", 0.5, _resample(16000, 8000)),
     Case("resample 24k->8k 20ms", "soxr HQ stream", 0.5, _resample(24000, 8000)),
+    Case("resample 22.05k->8k 20ms", "soxr HQ stream", 0.5, _resample(22050, 8000)),
     Case("resample 44.1k->8k 20ms", "soxr HQ stream", 0.5, _resample(44100, 8000)),
     Case("resample 48k->8k 20ms", "soxr HQ stream", 0.5, _resample(48000, 8000)),
     Case("resample 8k->16k 20ms (ratecv)", "audioop.ratecv", 1.0, _ratecv(8000, 16000)),
+    Case("level 20ms", "audioop.rms", 1.0, _level),
     Case("vad 20ms", "webrtcvad", 1.0, _vad),
     Case("InboundPath 20ms", "audioop+webrtcvad+soxr", 0.2, _inbound),
     Case("OutboundPath 20ms of 24k", "soxr+audioop+framing", 0.2, _outbound),
