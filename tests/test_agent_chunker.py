@@ -41,6 +41,9 @@ def chunk(text: str, max_words: int = 12, pieces: list[str] | None = None) -> li
     ("It's eight five oh, six eight seven, two zero eight five, right? Good.",
      ["It's eight five oh, six eight seven, two zero eight five, ", "right? ", "Good."]),
     ("At 10, we open.", ["At 10, ", "we open."]),
+    ("Open 9am – 5pm daily.", ["Open 9am – 5pm daily."]),
+    ("It's $35 — $40, depending on length.", ["It's $35 — $40, ", "depending on length."]),
+    ("At 10 — we open.", ["At 10 — ", "we open."]),
     ("No dash-split here", ["No dash-split here"]),
 ])
 def test_clauses_end_at_punctuation_not_inside_numbers_or_abbreviations(text, clauses):
@@ -131,7 +134,7 @@ def test_same_clauses_whatever_the_deltas_and_nothing_lost(case, max_words):
     assert all(whole)
 
 
-PROTECTED = ["$3.50", "10:30 am", "1,200", "850-687-2085", "(850) 687-2085", "e.g. Monday", "Dr. Lee",
+PROTECTED = ["$3.50", "10:30 am", "9am – 5pm", "$35 - $40", "1,200", "850-687-2085", "(850) 687-2085", "e.g. Monday", "Dr. Lee",
              "123 Main St. downtown", "eight five oh, six eight seven, two zero eight five", "3.5"]
 
 

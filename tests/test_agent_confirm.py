@@ -29,7 +29,7 @@ NONE, PHONE = TurnContext(), TurnContext("phone")
     ("it's five five five one two three four", 0.99, PHONE,
      "Just to check — did you say five-five-five, one-two-three-four?"),
     ("eight five oh six eight seven two zero eight five five", 0.99, PHONE,
-     "Just to check — did you say eight-five-oh, six-eight-seven, two-oh-eight, five-five?"),
+     "Just to check — did you say eight-five-oh, six-eight-seven, two-zero-eight-five, five?"),
     ("one two three four five six seven eight nine zero", 0.99, PHONE,
      "Just to check — did you say one-two-three, four-five-six, seven-eight-nine-zero?"),
     ("eight five oh six eight seven two zero eight five", 0.99, PHONE, None),
@@ -38,6 +38,13 @@ NONE, PHONE = TurnContext(), TurnContext("phone")
     ("eight five oh six eight seven two zero eight five", 0.3, PHONE,
      "Just to check — did you say eight-five-oh, six-eight-seven, two-zero-eight-five?"),
     ("I'd rather not give it", 0.95, PHONE, None),   # no digits: an answer for the LLM
+    # a number being given unasked is checked the same way
+    ("and my number is eight five oh six eight seven two", 0.95, NONE,
+     "Just to check — did you say and your number is eight-five-oh, six-eight-seven-two?"),
+    ("my cell is 850 687 20", 0.95, NONE,
+     "Just to check — did you say your cell is eight-five-oh, six-eight-seven, two-zero?"),
+    ("my number is 850-687-2085", 0.95, NONE, None),
+    ("table number 4 please", 0.95, NONE, None),      # a count, not a phone number
 ])
 def test_confirmation(text, confidence, ctx, said):
     assert confirmation_for(text, confidence, ctx) == said

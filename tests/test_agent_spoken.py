@@ -56,6 +56,9 @@ PHONE = "eight-five-oh, six-eight-seven, two-zero-eight-five"
     ("$12,500.75", "twelve thousand five hundred dollars and seventy-five cents"),
     ("$2 million", "two million dollars"),
     ("$2.5 million", "two point five million dollars"),
+    ("$35-$40", "thirty-five dollars to forty dollars"),
+    ("$35 – $40.", "thirty-five dollars to forty dollars."),
+    ("9-$40", "9-forty dollars"),
     ("20% off", "twenty percent off"),
     ("2.5% fee", "two point five percent fee"),
     # dates
@@ -124,6 +127,9 @@ def test_spoken_phone_groups():
     assert spoken_phone("(850) 687-2085") == PHONE
     assert spoken_phone("18506872085") == f"one, {PHONE}"
     assert spoken_phone("6872085") == "six-eight-seven, two-zero-eight-five"
+    assert spoken_phone("85068720") == "eight-five-oh, six-eight-seven, two-zero"
+    assert spoken_phone("8506") == "eight-five-oh, six"
+    assert spoken_phone("850687208555") == f"{PHONE}, five-five"
 
 
 @pytest.mark.parametrize("text, runs", [

@@ -14,8 +14,9 @@ the decision, so the clauses are the same however the text was split into deltas
 
 Never split where the spoken-form normaliser needs the pieces together: "$3.50", "10:30", "1,200"
 have no whitespace after the mark; abbreviations ("Dr.", "St.", "e.g.", "a.m.") are not sentence
-ends; a comma between digits ("850, 687, 2085", "eight five oh, six eight seven") and the word
-limit never separate digits, a number from "am"/"pm", a month from its day or a street suffix.
+ends; a comma or dash between digits ("850, 687, 2085", "eight five oh, six eight seven",
+"9am – 5pm") and the word limit never separate digits, a number from "am"/"pm", a month from
+its day or a street suffix.
 """
 from __future__ import annotations
 
@@ -149,7 +150,8 @@ class ClauseChunker:
                     return None
                 return nxt.isupper() if needs_capital else not nxt.isdigit()
             return True
-        if c == "," and _digitish(self._word_before(text, mark)):
+        if c in ",—–" and _digitish(self._word_before(text, len(text[:mark].rstrip()))):
+            # "850, 687, 2085", "9am – 5pm", "$35 — $40": one number or range, one clause
             nxt = self._word_after(text, after - 1)
             if nxt is None:
                 return None

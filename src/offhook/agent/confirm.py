@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import re
 
-from offhook.agent.endpointing import TurnContext
-from offhook.agent.spoken import digit_runs, phone_digits, spoken_phone, to_spoken
+from offhook.agent.endpointing import PHONE_CUES, TurnContext
+from offhook.agent.spoken import DigitRun, digit_runs, phone_digits, spoken_phone, to_spoken
 
 __all__ = ["confirmation_for", "is_affirmative", "DEFAULT_CONFIDENCE_THRESHOLD"]
 
 DEFAULT_CONFIDENCE_THRESHOLD = 0.6
+# "my number is 850 687 20": a phone number being given even when the agent did not ask for one
+# (fewer digits next to "number" are more likely a count: "party number 4")
+_CUED_DIGITS = 5
 
 # the caller's first person is the agent's second person when read back
 _SWAP = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "i'm": "you're",
@@ -40,13 +43,12 @@ def _second_person(text: str) -> str:
     return _SWAP_RX.sub(swap, text.replace("’", "'"))
 
 
-def _read_back(text: str, expecting: str | None) -> str:
-    runs = digit_runs(text)
+def _read_back(text: str, runs: list[DigitRun], expecting: str | None, phone: bool) -> str:
     if runs:
         run = max(runs, key=lambda r: len(r.digits))
         if expecting == "phone":
             return spoken_phone(run.digits)  # the number is the whole point: read back just that
-        if len(run.digits) >= 7:
+        if phone or len(run.digits) >= 7:
             text = text[:run.start] + spoken_phone(run.digits) + text[run.end:]
     return to_spoken(_second_person(text))
 
@@ -54,17 +56,21 @@ def _read_back(text: str, expecting: str | None) -> str:
 def confirmation_for(text: str, confidence: float | None, ctx: TurnContext,
                      threshold: float = DEFAULT_CONFIDENCE_THRESHOLD) -> str | None:
     """"Just to check — did you say …?" when the turn should be confirmed before acting on it: the
-    STT's confidence is below threshold, or a phone number was expected and the digits heard do not
-    make a plausible 10-digit US number. None when the turn can be acted on (or is empty, or a phone
+    STT's confidence is below threshold, or a phone number was expected (or announced: "my number
+    is" with five or more digits) and the digits heard do not make a plausible 10-digit US number. None when the turn can be acted on (or is empty, or a phone
     was expected but the caller said no digits at all: that is an answer for the LLM)."""
     heard = text.strip().rstrip(_TRAILING)
     if not heard:
         return None
     low = confidence is not None and confidence < threshold
-    bad_phone = ctx.expecting == "phone" and bool(digit_runs(heard)) and phone_digits(heard) is None
+    runs = digit_runs(heard)
+    longest = max((len(r.digits) for r in runs), default=0)
+    cued = any(w in PHONE_CUES for w in re.findall(r"[a-z]+", heard.lower())) and longest >= _CUED_DIGITS
+    phone = ctx.expecting == "phone" and longest > 0 or cued
+    bad_phone = phone and phone_digits(heard) is None
     if not (low or bad_phone):
         return None
-    return f"Just to check — did you say {_read_back(heard, ctx.expecting)}?"
+    return f"Just to check — did you say {_read_back(heard, runs, ctx.expecting, phone)}?"
 
 
 _NEGATIVE = re.compile(

@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 from offhook.agent.spoken import digit_runs
 
 __all__ = ["TurnContext", "StillTalkingScorer", "RuleScorer", "EndpointPolicy", "expecting_from_question",
-           "SLOTS"]
+           "SLOTS", "PHONE_CUES"]
 
 SLOTS = ("phone", "address", "name", "time")
 
@@ -60,7 +60,7 @@ _FILLERS = frozenset("um uh er erm uhm umm uhh hmm mm ah".split())
 _INTROS = (("it's",), ("that's",), ("i'm",), ("its",), ("number", "is"), ("name", "is"), ("address", "is"),
            ("code", "is"), ("email", "is"), ("it", "would", "be"), ("it", "will", "be"), ("i", "live"),
            ("area", "code"), ("we're", "at"), ("i", "am", "at"))
-_PHONE_CUES = frozenset("number phone cell mobile".split())
+PHONE_CUES = frozenset("number phone cell mobile".split())  # words that say a phone number is being given
 _STREET_WORDS = frozenset(
     "street st avenue ave road rd boulevard blvd drive dr lane ln court ct place pl way parkway pkwy "
     "highway hwy terrace circle square apartment apt suite unit".split())
@@ -111,7 +111,7 @@ class RuleScorer:
     def _slot_signal(text: str, words: list[str], ctx: TurnContext) -> float:
         runs = digit_runs(text)
         trailing = runs[-1].digits if runs and not _WORD.search(text[runs[-1].end:].lower()) else None
-        phone_talk = ctx.expecting == "phone" or any(w in _PHONE_CUES for w in words)
+        phone_talk = ctx.expecting == "phone" or any(w in PHONE_CUES for w in words)
         if trailing is not None and phone_talk:
             d = trailing[1:] if len(trailing) == 11 and trailing[0] == "1" else trailing
             if len(d) < 10 or d[0] == "1":

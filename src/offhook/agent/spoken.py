@@ -99,17 +99,16 @@ def _decimal(whole: str, frac: str) -> str:
 # ---------------------------------------------------------------- the spoken forms
 def spoken_phone(digits: str) -> str:
     """A US number read digit by digit in groups: "8506872085" -> "eight-five-oh, six-eight-seven,
-    two-zero-eight-five" (a leading country code 1 is read "one", 7 digits as 3-4)."""
+    two-zero-eight-five" (a leading country code 1 is read "one", 7 digits as 3-4, other lengths
+    in the 3-3-4 places: "85068720" -> "eight-five-oh, six-eight-seven, two-zero")."""
     d = re.sub(r"\D", "", digits)
     groups: list[str] = []
     if len(d) == 11 and d[0] == "1":
         groups, d = ["1"], d[1:]
-    if len(d) == 10:
-        groups += [d[:3], d[3:6], d[6:]]
-    elif len(d) == 7:
+    if len(d) == 7:
         groups += [d[:3], d[3:]]
-    else:
-        groups += [d[i:i + 3] for i in range(0, len(d), 3)]
+    else:  # 10 digits, or a partial/overlong number read in the same 3-3-4 places
+        groups += [d[:3], d[3:6], d[6:10], d[10:]]
     return ", ".join("-".join(("oh" if len(g) == 3 else "zero") if c == "0" else _ONES[int(c)] for c in g)
                      for g in groups if g)
 
@@ -187,8 +186,9 @@ _RULES: list[tuple[str, str]] = [
 ]
 _PATTERN = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _RULES))
 _TIME_FOR_RANGE = r"\d{1,2}(?::\d{2})?\s?[aApP]\.?\s?[mM]\b|\d{1,2}:\d{2}"
-_RANGE_DASH = re.compile(rf"(?<=[\dmM.])\s*[-–—]\s*(?=(?:{_TIME_FOR_RANGE}))")
-_RANGE_LEFT = re.compile(rf"(?:{_TIME_FOR_RANGE}|\d{{1,2}})\.?$")
+_RANGE_DASH = re.compile(rf"(?<=[\dmM.])\s*[-–—]\s*(?=(?P<right>{_TIME_FOR_RANGE}|\$\d))")
+_RANGE_LEFT_TIME = re.compile(rf"(?:{_TIME_FOR_RANGE}|\d{{1,2}})\.?$")
+_RANGE_LEFT_PRICE = re.compile(r"\$[\d,]+(?:\.\d{1,2})?$")
 
 
 def _spell(digits: str) -> str:
@@ -277,9 +277,11 @@ def to_spoken(text: str) -> str:
 
 
 def _range_to(text: str) -> str:
-    """ "9am-5pm", "10:00-18:00" -> "9am to 5pm": a dash between times is said "to"."""
+    """ "9am-5pm", "10:00-18:00", "$35-$40" -> "9am to 5pm": a dash between times or prices is
+    said "to"."""
     def sub(m: re.Match[str]) -> str:
-        return " to " if _RANGE_LEFT.search(text, 0, m.start()) else m.group(0)
+        left = _RANGE_LEFT_PRICE if m.group("right").startswith("$") else _RANGE_LEFT_TIME
+        return " to " if left.search(text, 0, m.start()) else m.group(0)
     return _RANGE_DASH.sub(sub, text)
 
 
