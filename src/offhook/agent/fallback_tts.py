@@ -1,0 +1,272 @@
+"""Speaking one agent utterance on the first healthy TTS voice, falling back mid-sentence.
+
+Text arrives clause by clause (`TextFeed`); each attempt opens an utterance on one provider's warm
+session, sends the text not yet spoken and then every new clause, and moves the audio through an
+`OutboundPath` (at the provider's format; mu-law 8 kHz passes straight) into the pacer. An attempt
+fails on a TTSError, on first audio later than `first_audio_timeout` after its first text, or when
+the watchdog finds it owing audio while the line is silent; the next voice then continues from the
+first word whose audio never arrived (the alignment says which). A per-process circuit breaker per
+provider keeps later utterances off a failing one until a probe succeeds.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import trio
+
+from offhook.agent.breaker import CircuitBreaker
+from offhook.audio import OutboundPath, ulaw_level_db
+from offhook.providers.base import TTSError, TTSProvider, TTSSession
+
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
+
+
+def _nonspace(s: str) -> int:
+    return len(s) - sum(1 for c in s if c.isspace())
+
+
+@dataclass
+class Voice:
+    """One TTS provider as this call uses it."""
+    name: str
+    provider: TTSProvider
+    breaker: CircuitBreaker
+    session: TTSSession | None = None
+
+
+class TextFeed:
+    """Clauses for one utterance, readable from any position (a fallback re-reads)."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.closed = False
+        self._changed = trio.Event()
+
+    def put(self, text: str) -> None:
+        self.items.append(text)
+        self._poke()
+
+    def close(self) -> None:
+        self.closed = True
+        self._poke()
+
+    def _poke(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait(self, index: int) -> bool:
+        """Until item `index` exists (True) or the feed is closed without it (False)."""
+        while index >= len(self.items):
+            if self.closed:
+                return False
+            await self._changed.wait()
+        return True
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+@dataclass
+class Attempt:
+    voice: Voice
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    sent: str = ""                 # text sent to this voice
+    owed_ns: int = 0               # non-space chars of sent text the TTS must have spoken by now
+    owed_since: float | None = None
+    spoken: str = ""               # text whose audio arrived (alignment)
+    first_text_at: float | None = None
+    first_audio_at: float | None = None
+    last_audio_at: float | None = None
+    utterance_id: int | None = None
+    fail_reason: str | None = None  # set by the watchdog before it cancels the scope
+    characters: int = 0
+
+    @property
+    def owes_audio(self) -> bool:
+        return _nonspace(self.spoken) < self.owed_ns
+
+
+class Speaker:
+    """Plays the text of `feed` through the voices in order of preference (see the module doc)."""
+
+    def __init__(self, voices: list[Voice], pacer, feed: TextFeed, *, first_audio_timeout: float,
+                 levels=None, on_event: Callable[[str, str], None] | None = None,
+                 on_first_audio: Callable[[Attempt], None] | None = None) -> None:
+        self.voices = voices
+        self.pacer = pacer
+        self.feed = feed
+        self.first_audio_timeout = first_audio_timeout
+        self.levels = levels
+        self.on_event = on_event or (lambda kind, detail: None)
+        self.on_first_audio = on_first_audio
+        self.attempts: list[Attempt] = []
+        self.utterance_ids: list[int] = []
+        self.done = False
+
+    @property
+    def current(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts and not self.done else None
+
+    def _order(self) -> list[Voice]:
+        usable = [v for v in self.voices if v.session is not None]
+        healthy = [v for v in usable if v.breaker.allow()]
+        # everything tripped: still try, the last voice is better than silence
+        return healthy or usable
+
+    async def run(self) -> None:
+        carry, index = "", 0   # text to re-send first, next feed item
+        tried: set[str] = set()
+        try:
+            while True:
+                candidates = [v for v in self._order() if v.name not in tried]
+                if not candidates:
+                    self.on_event("tts_exhausted", "no TTS voice could speak the reply")
+                    return
+                voice = candidates[0]
+                tried.add(voice.name)
+                att = Attempt(voice)
+                self.attempts.append(att)
+                try:
+                    index = await self._attempt(att, carry, index)
+                    voice.breaker.record_success()
+                    return
+                except _AttemptFailed as e:
+                    voice.breaker.record_failure()
+                    carry = self._unspoken(att)
+                    nxt = [v.name for v in self._order() if v.name not in tried]
+                    self.on_event("tts_fallback", f"{voice.name}: {e.why}; "
+                                  f"{'continuing on ' + nxt[0] if nxt else 'no voice left'}")
+        finally:
+            self.done = True
+
+    @staticmethod
+    def _unspoken(att: Attempt) -> str:
+        """What the failed attempt was sent but never spoke, from the start of the first word not
+        fully spoken."""
+        n = _nonspace(att.spoken)
+        seen = 0
+        for i, c in enumerate(att.sent):
+            if seen >= n:
+                j = i
+                while j > 0 and not att.sent[j - 1].isspace():
+                    j -= 1
+                return att.sent[j:].lstrip()
+            if not c.isspace():
+                seen += 1
+        return ""
+
+    async def _attempt(self, att: Attempt, carry: str, index: int) -> int:
+        first_wait = trio.CancelScope()
+        fmt_path: list[OutboundPath] = []
+        state = {"index": index}
+        try:
+            with att.scope:
+                async with att.voice.session.utterance() as utt:
+                    fmt = utt.format
+                    fmt_path.append(OutboundPath(fmt.sample_rate, src_encoding="ulaw" if fmt.encoding == "ulaw"
+                                                 else "pcm16"))
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._feed, att, utt, carry, state, first_wait)
+                        await self._pump(att, utt, fmt_path[0], first_wait)
+                        nursery.cancel_scope.cancel()
+                    att.characters = getattr(utt, "characters", 0)
+        except* TTSError as group:
+            e = group.exceptions[0]
+            att.characters = att.characters or len(att.sent)
+            self._close_utterance(att, fmt_path)
+            raise _AttemptFailed(f"{type(e).__name__}: {e}"[:160]) from None
+        self._close_utterance(att, fmt_path)
+        if att.scope.cancelled_caught:
+            raise _AttemptFailed(att.fail_reason or "cancelled")
+        if first_wait.cancelled_caught:
+            raise _AttemptFailed(f"no audio within {self.first_audio_timeout:g} s")
+        return state["index"]
+
+    def _close_utterance(self, att: Attempt, paths: list[OutboundPath]) -> None:
+        if att.utterance_id is None or self.pacer.current is None or self.pacer.current.id != att.utterance_id:
+            return
+        if paths:
+            tail = paths[0].flush()
+            if tail and self.pacer.current.cleared_at is None:
+                self._enqueue(att, tail)
+        u = self.pacer.utterances.get(att.utterance_id)
+        if u is not None and not u.text:
+            u.text = att.sent.strip()  # for the ledger's estimate when the TTS gave no alignment
+        self.pacer.end_utterance()
+
+    async def _feed(self, att: Attempt, utt, carry: str, state: dict, first_wait: trio.CancelScope) -> None:
+        async def send(text: str) -> None:
+            if att.first_text_at is None:
+                att.first_text_at = trio.current_time()
+                first_wait.deadline = att.first_text_at + self.first_audio_timeout
+            att.sent += text
+            await utt.send_text(text)
+            if _SENTENCE_END.search(text):
+                self._owe(att)
+
+        if carry:
+            await send(carry if carry.endswith(" ") else carry + " ")
+        while await self.feed.wait(state["index"]):
+            text = self.feed.items[state["index"]]
+            state["index"] += 1
+            if text.strip():
+                await send(text if text.endswith(" ") else text + " ")
+        if att.sent:
+            await utt.flush()
+            self._owe(att)
+
+    @staticmethod
+    def _owe(att: Attempt) -> None:
+        att.owed_ns = _nonspace(att.sent)
+        if att.owed_since is None or not att.owes_audio:
+            att.owed_since = trio.current_time()
+
+    async def _pump(self, att: Attempt, utt, path: OutboundPath, first_wait: trio.CancelScope) -> None:
+        it = utt.__aiter__()
+        with first_wait:
+            chunk = await self._next(it)
+            if chunk is not None:
+                self._on_chunk(att, chunk, path)
+        if first_wait.cancelled_caught:
+            return
+        while chunk is not None:
+            chunk = await self._next(it)
+            if chunk is not None:
+                self._on_chunk(att, chunk, path)
+
+    @staticmethod
+    async def _next(it):
+        try:
+            return await it.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    def _on_chunk(self, att: Attempt, chunk, path: OutboundPath) -> None:
+        now = trio.current_time()
+        frames = path.process(chunk.audio)
+        if att.utterance_id is None:
+            u = self.pacer.start_utterance("")
+            att.utterance_id = u.id
+            self.utterance_ids.append(u.id)
+            att.first_audio_at = now
+            if self.on_first_audio:
+                self.on_first_audio(att)
+        if chunk.alignment:
+            self.pacer.add_alignment(list(chunk.alignment))
+            att.spoken += "".join(t for t, _, _ in chunk.alignment)
+        att.last_audio_at = now
+        if att.owes_audio:
+            att.owed_since = now
+        if frames:
+            self._enqueue(att, frames)
+
+    def _enqueue(self, att: Attempt, frames: list[bytes]) -> None:
+        u = self.pacer.current
+        self.pacer.enqueue(frames)
+        if self.levels is not None and u is not None:
+            self.levels.add(u.id, [ulaw_level_db(f) for f in frames])
