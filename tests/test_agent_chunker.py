@@ -44,6 +44,7 @@ def chunk(text: str, max_words: int = 12, pieces: list[str] | None = None) -> li
     ("Open 9am – 5pm daily.", ["Open 9am – 5pm daily."]),
     ("It's $35 — $40, depending on length.", ["It's $35 — $40, ", "depending on length."]),
     ("At 10 — we open.", ["At 10 — ", "we open."]),
+    ("From 10:30 am — 2 pm on Monday.", ["From 10:30 am — 2 pm on Monday."]),
     ("No dash-split here", ["No dash-split here"]),
 ])
 def test_clauses_end_at_punctuation_not_inside_numbers_or_abbreviations(text, clauses):

@@ -21,6 +21,7 @@ PHONE = "eight-five-oh, six-eight-seven, two-zero-eight-five"
     ("1-850-687-2085", f"one, {PHONE}"),
     ("+18506872085", f"one, {PHONE}"),
     ("Dial 555-0100 for us", "Dial five-five-five, zero-one-zero-zero for us"),
+    ("for 100-1000 guests", "for 100-1000 guests"),
     ("Reach us at 212-555-0100 or 850-687-2085.",
      f"Reach us at two-one-two, five-five-five, zero-one-zero-zero or {PHONE}."),
     # times
@@ -43,6 +44,8 @@ PHONE = "eight-five-oh, six-eight-seven, two-zero-eight-five"
     ("from 9-5pm", "from nine to five p.m."),
     ("from 9:30 am – 1 pm", "from nine thirty a.m. to one p.m."),
     ("10:00-18:00", "ten o'clock to six p.m."),
+    ("at 9 a.m.–5 p.m.", "at nine a.m. to five p.m."),
+    ("call 2085. – 10:30 am", "call 2085. – ten thirty a.m."),
     ("the score was 25:99", "the score was 25:99"),
     ("at 13pm", "at 13pm"),
     # prices
@@ -189,3 +192,22 @@ def test_words_around_a_number_are_not_altered(before, number, after):
     out = to_spoken(f"{before} {number} . {after}")
     assert out.startswith(before + " ") and out.endswith(" . " + after)
     assert not any(c.isdigit() for c in out)
+
+
+clause_pieces = st.lists(st.tuples(st.sampled_from([
+    "Sure,", "okay.", "we", "open", "at", "10:30 am", "9am", "–", "5pm", "$3.50,", "$35", "$40.", "Dec 3,", "2026",
+    "(850) 687-2085", "850,", "687,", "2085.", "eight", "five", "oh,", "123 Main St.", "412 Maple Street,",
+    "Springfield,", "IL 62704", "the 21st", "See", "you", "then.", "20%", "12/03", "—", "and", "a.m.", "14:00"]),
+    st.sampled_from([" ", " ", "  ", "\n"])), max_size=30).map(lambda parts: "".join(p + s for p, s in parts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(clause_pieces, st.integers(1, 14))
+def test_normalising_clause_by_clause_says_the_same_as_the_whole_text(text, max_words):
+    # the responder normalises each clause as the chunker releases it
+    from offhook.agent.chunker import ClauseChunker
+    c = ClauseChunker(max_words)
+    clauses = c.feed(text)
+    rest = c.flush()
+    clauses += [rest] if rest else []
+    assert "".join(to_spoken(x) for x in clauses) == to_spoken(text)

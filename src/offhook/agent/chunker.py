@@ -39,6 +39,7 @@ _DIGIT_WORDS = frozenset(
 _MONTHS = frozenset(
     "jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june july "
     "august september october november december".split())
+_MERIDIEM = frozenset({"am", "pm", "a.m", "p.m"})
 # words that belong to the word before them: the word limit never cuts in front of these
 _GLUE_AFTER = frozenset(
     "am pm a.m. p.m. a.m p.m o'clock percent dollars dollar cents st st. street ave ave. avenue rd "
@@ -150,7 +151,8 @@ class ClauseChunker:
                     return None
                 return nxt.isupper() if needs_capital else not nxt.isdigit()
             return True
-        if c in ",—–" and _digitish(self._word_before(text, len(text[:mark].rstrip()))):
+        before = self._word_before(text, len(text[:mark].rstrip()))
+        if c in ",—–" and (_digitish(before) or _bare(before).rstrip(".") in _MERIDIEM):
             # "850, 687, 2085", "9am – 5pm", "$35 — $40": one number or range, one clause
             nxt = self._word_after(text, after - 1)
             if nxt is None:
@@ -173,4 +175,5 @@ class ClauseChunker:
         nxt = self._word_after(text, space)
         if nxt is None:
             return None
-        return not (_digitish(nxt) or _bare(nxt) in _GLUE_AFTER)
+        # a lone mark ("—") belongs with the words before it
+        return not (_digitish(nxt) or _bare(nxt) in _GLUE_AFTER or not any(ch.isalnum() for ch in nxt))

@@ -177,7 +177,8 @@ _RULES: list[tuple[str, str]] = [
     # "9 to 5pm": the bare hour of a range that ends in a time
     ("hourto", r"(?<![\w:.,$])(?P<th>\d{1,2})(?= to \d{1,2}(?::\d{2})?\s?[aApP]\.?\s?[mM](?![A-Za-z]))"),
     ("slash", r"(?<![\w/.,])(?P<sm>\d{1,2})/(?P<sd>\d{1,2})(?:/(?P<sy>\d{4}|\d{2}))?(?![\w/])"),
-    ("local", r"(?<![\w$.,/-])(?P<l3>\d{3})-(?P<l4>\d{4})(?![\w-]|[.,]\d)"),
+    # a 7-digit local number; exchanges start 2-9, which keeps "100-1000 guests" a range
+    ("local", r"(?<![\w$.,/-])(?P<l3>[2-9]\d{2})-(?P<l4>\d{4})(?![\w-]|[.,]\d)"),
     ("month", rf"\b(?P<mn>{_MONTH_NAMES})\.?\s+(?:(?P<md>\d{{1,2}})(?:st|nd|rd|th)?(?![\d:]|[-/.]\d)\b"
               r"(?:,?\s+(?P<my>\d{4})(?![\w-]|[/.:]\d))?|(?P<mo>\d{4})(?![\w-]|[/.:]\d))"),
     ("ordinal", r"(?<![\w.,])(?P<on>\d{1,7})(?:st|nd|rd|th)\b"),
@@ -187,7 +188,7 @@ _RULES: list[tuple[str, str]] = [
 _PATTERN = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _RULES))
 _TIME_FOR_RANGE = r"\d{1,2}(?::\d{2})?\s?[aApP]\.?\s?[mM]\b|\d{1,2}:\d{2}"
 _RANGE_DASH = re.compile(rf"(?<=[\dmM.])\s*[-–—]\s*(?=(?P<right>{_TIME_FOR_RANGE}|\$\d))")
-_RANGE_LEFT_TIME = re.compile(rf"(?:{_TIME_FOR_RANGE}|\d{{1,2}})\.?$")
+_RANGE_LEFT_TIME = re.compile(r"(?<![\d:.,])(?:\d{1,2}(?::\d{2})?\s?[aApP]\.?\s?[mM]\.?|\d{1,2}:\d{2}|\d{1,2})$")
 _RANGE_LEFT_PRICE = re.compile(r"\$[\d,]+(?:\.\d{1,2})?$")
 
 
