@@ -36,6 +36,7 @@ import trio
 
 from offhook.providers.base import (LLMBadRequest, LLMConnectionError, LLMError, LLMOverloaded, LLMRateLimited,
                                     LLMServerError, LLMTimeout, LLMUsage)
+from offhook.providers.common import Secret
 
 __all__ = ["ClaudeLLM", "ClaudeStream", "ClaudeConfigError", "DEFAULT_MODEL", "map_error"]
 
@@ -111,17 +112,6 @@ def _typed_errors(timeout_msg: str) -> Iterator[None]:
         raise mapped from e
 
 
-class _Secret:
-    """Keeps the key out of repr()/vars() dumps and tracebacks with locals."""
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-
 class ClaudeLLM:
     """LLMProvider for Anthropic Claude (see the module docstring)."""
 
@@ -150,7 +140,7 @@ class ClaudeLLM:
         self.effort = effort  # output_config.effort: "low" answers soonest
         self.first_token_timeout = first_token_timeout
         self.inter_token_timeout = inter_token_timeout
-        self._key = _Secret(key.strip())
+        self._key = Secret(key.strip())
         # base_url None: the SDK reads ANTHROPIC_BASE_URL itself, else api.anthropic.com
         self._client = anthropic.AsyncAnthropic(
             api_key=self._key.value, base_url=base_url, max_retries=0,

@@ -14,30 +14,23 @@ import binascii
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
-import msgspec
+from offhook.providers import wire
 
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 DEFAULT_MODEL_ID = "eleven_flash_v2_5"
 ULAW_8000 = "ulaw_8000"
 
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
 
 
-class ProtocolError(ValueError):
-    """A message that does not follow the protocol (bad JSON, bad base64, inconsistent alignment)."""
+ProtocolError = wire.ProtocolError  # bad JSON, bad base64, inconsistent alignment
 
 
 # ---------------------------------------------------------------- URLs
 def ws_base_url(base_url: str) -> str:
     """http(s)://host[:port][/prefix] -> ws(s)://host[:port][/prefix] (ws/wss pass through)."""
-    parts = urlsplit(base_url.strip())
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
-    if scheme is None or not parts.netloc:
-        raise ValueError(f"ElevenLabs base URL must be http(s):// or ws(s)://host, got {base_url!r}")
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    return wire.ws_base_url(base_url, "ElevenLabs")
 
 
 def stream_url(base_url: str, voice_id: str, *, model_id: str = DEFAULT_MODEL_ID,
@@ -56,7 +49,7 @@ def stream_url(base_url: str, voice_id: str, *, model_id: str = DEFAULT_MODEL_ID
 
 # ---------------------------------------------------------------- client -> server
 def _dump(msg: dict[str, Any]) -> str:
-    return _encode(msg).decode()
+    return wire.dump(msg)
 
 
 def init_context(context_id: str, *, voice_settings: Mapping[str, Any] | None = None,
@@ -119,7 +112,7 @@ class ClientMessage:
 
 
 def parse_client_message(raw: str | bytes) -> ClientMessage:
-    data = _load_object(raw)
+    data = wire.load_object(raw)
     text = data.get("text")
     if text is not None and not isinstance(text, str):
         raise ProtocolError("'text' must be a string")
@@ -169,21 +162,6 @@ class ServerError:
 ServerMessage = ServerAudio | ServerError
 
 
-def _load_object(raw: str | bytes) -> dict[str, Any]:
-    try:
-        data = _decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"not JSON: {_preview(raw)}") from exc
-    if not isinstance(data, dict):
-        raise ProtocolError(f"not a JSON object: {_preview(raw)}")
-    return data
-
-
-def _preview(raw: str | bytes, n: int = 80) -> str:
-    text = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else raw
-    return repr(text[:n] + ("…" if len(text) > n else ""))
-
-
 def _number_list(value: Any, name: str) -> tuple[float, ...]:
     if not isinstance(value, list):
         raise ProtocolError(f"alignment {name} must be a list")
@@ -212,7 +190,7 @@ def _alignment(value: Any, name: str) -> Alignment | None:
 
 def parse_server_message(raw: str | bytes) -> ServerMessage:
     """Parse one server message. Raises ProtocolError on anything malformed."""
-    data = _load_object(raw)
+    data = wire.load_object(raw)
     ctx = data.get("contextId", data.get("context_id"))
     if ctx is not None and not isinstance(ctx, str):
         raise ProtocolError("contextId must be a string")
@@ -231,7 +209,7 @@ def parse_server_message(raw: str | bytes) -> ServerMessage:
         raise ProtocolError(f"'audio' is not valid base64: {exc}") from None
     final = data.get("isFinal", data.get("is_final"))
     if audio_b64 is None and final is not True:
-        raise ProtocolError(f"neither audio, isFinal nor error: {_preview(raw)}")
+        raise ProtocolError(f"neither audio, isFinal nor error: {wire.preview(raw)}")
     return ServerAudio(context_id=ctx, audio=audio, alignment=_alignment(data.get("alignment"), "alignment"),
                        normalized_alignment=_alignment(data.get("normalizedAlignment"), "normalizedAlignment"),
                        is_final=final is True)

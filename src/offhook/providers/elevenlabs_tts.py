@@ -52,6 +52,7 @@ import trio_websocket
 
 from offhook.providers import elevenlabs_protocol as proto
 from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError
+from offhook.providers.common import Secret, again, close_text, host_of, reraise_single
 
 log = logging.getLogger("offhook.providers.elevenlabs")
 
@@ -85,26 +86,6 @@ class ElevenLabsTimeout(TTSError):
     """first_audio_timeout or stall_timeout passed."""
 
 
-def _again(err: TTSError) -> TTSError:
-    """A fresh exception for each raise of a stored failure (re-raising one instance piles up
-    tracebacks), chained to the original."""
-    fresh = type(err)(*err.args)
-    fresh.__cause__ = err
-    return fresh
-
-
-class _Secret:
-    """Holds the key so that repr()/vars()/tracebacks with locals show nothing of it."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "<redacted>"
-
-
 class ElevenLabsTTS:
     """TTSProvider for ElevenLabs (see the module docstring)."""
 
@@ -123,7 +104,7 @@ class ElevenLabsTTS:
         if not key.strip():
             raise ElevenLabsConfigError("ElevenLabs TTS needs an API key: set ELEVENLABS_API_KEY "
                                         "(or choose another TTS provider)")
-        self._key = _Secret(key.strip())
+        self._key = Secret(key.strip())
         self.voice_id = voice_id or os.environ.get("ELEVENLABS_VOICE_ID") or DEFAULT_VOICE_ID
         self.model_id = model_id or os.environ.get("ELEVENLABS_MODEL_ID") or proto.DEFAULT_MODEL_ID
         base = base_url or os.environ.get("ELEVENLABS_BASE_URL") or proto.DEFAULT_BASE_URL
@@ -168,19 +149,7 @@ class ElevenLabsTTS:
         except BaseExceptionGroup as group:
             # Our background tasks never raise, so the group only wraps what the caller's block
             # raised; give it back unwrapped, like any other context manager would.
-            _reraise_single(group)
-
-
-def _reraise_single(group: BaseExceptionGroup) -> None:
-    if len(group.exceptions) != 1:
-        raise group
-    exc = group.exceptions[0]
-    context = exc.__context__  # keep the caller's own context, not our group
-    try:
-        raise exc
-    finally:
-        exc.__context__ = context
-        del exc, context
+            reraise_single(group)
 
 
 def _voice_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -239,7 +208,7 @@ class ElevenLabsSession:
     # -------------------------------------------------------- connection
     async def _connect(self) -> _Connection:
         if self._fatal is not None:
-            raise _again(self._fatal)
+            raise again(self._fatal)
         conn = _Connection(self.connections)
         self.connections += 1
         await self._nursery.start(self._run_connection, conn)
@@ -274,7 +243,7 @@ class ElevenLabsSession:
         except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
                 trio.BrokenResourceError) as exc:
             if not started:
-                raise ElevenLabsConnectionError(f"cannot connect to ElevenLabs at {_host(p.url)}: {exc!r}") from None
+                raise ElevenLabsConnectionError(f"cannot connect to ElevenLabs at {host_of(p.url)}: {exc!r}") from None
             if not conn.dead:  # a close handshake that timed out after we asked to close is no news
                 conn.fail(ElevenLabsConnectionError(f"ElevenLabs connection lost: {exc!r}"))
         finally:
@@ -289,7 +258,7 @@ class ElevenLabsSession:
             try:
                 raw = await conn.ws.get_message()
             except trio_websocket.ConnectionClosed as exc:
-                conn.fail(ElevenLabsConnectionError(f"ElevenLabs closed the connection: {_close_text(exc.reason)}"))
+                conn.fail(ElevenLabsConnectionError(f"ElevenLabs closed the connection: {close_text(exc.reason)}"))
                 return
             try:
                 msg = proto.parse_server_message(raw)
@@ -342,7 +311,7 @@ class ElevenLabsSession:
 
     async def _send(self, conn: _Connection, text: str) -> None:
         if conn.failure is not None:
-            raise _again(conn.failure)
+            raise again(conn.failure)
         assert conn.ws is not None
         # Shielded with its own deadline: a frame cut in half by a cancellation would corrupt the
         # stream, and a socket that cannot take a few hundred bytes in send_timeout is dead anyway.
@@ -351,9 +320,9 @@ class ElevenLabsSession:
                 await conn.ws.send_message(text)
             except trio_websocket.ConnectionClosed as exc:
                 err = conn.failure or ElevenLabsConnectionError(
-                    f"ElevenLabs connection closed: {_close_text(exc.reason)}")
+                    f"ElevenLabs connection closed: {close_text(exc.reason)}")
                 conn.fail(err)
-                raise _again(err)
+                raise again(err)
         if cs.cancelled_caught:
             err = ElevenLabsConnectionError(f"sending to ElevenLabs took longer than {self._p.send_timeout:g} s")
             conn.fail(err)
@@ -377,7 +346,7 @@ class ElevenLabsSession:
         if conn is not None and not conn.dead:
             return conn
         if self._fatal is not None:
-            raise _again(self._fatal)
+            raise again(self._fatal)
         log.info("ElevenLabs: reconnecting (connection %d)", self.connections)
         return await self._connect()
 
@@ -442,7 +411,7 @@ class ElevenLabsUtterance:
         if self._flushed:
             raise RuntimeError("send_text() after flush()")
         if self._failure is not None:
-            raise _again(self._failure)
+            raise again(self._failure)
         if not text:
             return
         if not text.strip():
@@ -461,7 +430,7 @@ class ElevenLabsUtterance:
         if self._flushed:
             return
         if self._failure is not None:
-            raise _again(self._failure)
+            raise again(self._failure)
         self._flushed = True
         if self._first_text_at is None:
             # Nothing to say: close the context and end the (empty) utterance here.
@@ -487,7 +456,7 @@ class ElevenLabsUtterance:
                     return await self._recv_ch.receive()
                 except trio.EndOfChannel:
                     if self._failure is not None:
-                        raise _again(self._failure)
+                        raise again(self._failure)
                     raise StopAsyncIteration from None
                 finally:
                     self._wait_scope = None
@@ -518,7 +487,7 @@ class ElevenLabsUtterance:
             err = ElevenLabsTimeout(f"ElevenLabs audio stalled: nothing for {p.stall_timeout:g} s after flush")
             self._conn.fail(err)  # a half-dead socket: replace it on the next utterance
         self._fail(err)
-        raise _again(err)
+        raise again(err)
 
     # -------------------------------------------------------- fed by the session's reader
     def _on_audio(self, msg: proto.ServerAudio) -> None:
@@ -545,14 +514,6 @@ class ElevenLabsUtterance:
 
 
 # ---------------------------------------------------------------- error mapping
-def _host(url: str) -> str:
-    return url.split("//", 1)[-1].split("/", 1)[0]
-
-
-def _close_text(reason: trio_websocket.CloseReason | None) -> str:
-    if reason is None:
-        return "no close frame"
-    return f"{reason.code} {reason.name}" + (f": {reason.reason}" if reason.reason else "")
 
 
 def _is_auth_error(msg: proto.ServerError) -> bool:

@@ -38,7 +38,6 @@ Run standalone for benchmarks: `python -m offhook.sim.emulators.anthropic --port
 """
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import math
@@ -53,6 +52,7 @@ import h11
 import trio
 
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
+from offhook.sim.emulators.serving import Observable, emulator_args, profile_of, run_until_interrupted
 
 __all__ = ["AnthropicEmulator", "EmuRequest", "EmuConnection", "anthropic_emulator", "echo_responder",
            "ERROR_TYPES", "error_body", "main"]
@@ -138,10 +138,11 @@ class _ClientGone(Exception):
     pass
 
 
-class AnthropicEmulator:
+class AnthropicEmulator(Observable):
     def __init__(self, *, profile: LatencyProfile | None = None, faults: FaultPlan | None = None,
                  responder: Responder | None = None, api_key: str | None = "test-anthropic-key",
                  cache_min_tokens: int = 1024, max_body: int = 32 * 1024 * 1024) -> None:
+        super().__init__()
         self.profile = profile or LatencyProfile()
         self.faults = faults or FaultPlan()
         self.responder: Responder = responder or echo_responder
@@ -153,21 +154,10 @@ class AnthropicEmulator:
         self.requests: list[EmuRequest] = []
         self._rng = self.profile.rng()
         self._cache: set[str] = set()
-        self._changed = trio.Event()
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-        """Wait until predicate() holds; re-checked whenever the emulator records something."""
-        with trio.fail_after(timeout):
-            while not predicate():
-                await self._changed.wait()
-
-    def _poke(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
 
     # ------------------------------------------------------------ connection
     async def handle(self, stream: trio.SocketStream) -> None:
@@ -522,20 +512,14 @@ async def anthropic_emulator(*, host: str = "127.0.0.1", port: int = 0,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator as a separate process: python -m offhook.sim.emulators.anthropic --port 8766"""
-    p = argparse.ArgumentParser(description=main.__doc__)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
+    p = emulator_args(main.__doc__, first_ms=300.0, gap_ms=15.0, first_help="first-token latency",
+                      gap_help="gap between text deltas")
     p.add_argument("--api-key", default=os.environ.get("ANTHROPIC_API_KEY") or None,
                    help="accept only this key (default: $ANTHROPIC_API_KEY, or any key)")
-    p.add_argument("--first-ms", type=float, default=300.0, help="first-token latency")
-    p.add_argument("--gap-ms", type=float, default=15.0, help="gap between text deltas")
-    p.add_argument("--jitter-ms", type=float, default=0.0)
-    p.add_argument("--network-ms", type=float, default=0.0)
     p.add_argument("--receptionist", metavar="PROFILE_TOML", nargs="?", const="",
                    help="answer as the scripted receptionist (of this business profile; default: the sample)")
     args = p.parse_args(argv)
-    profile = LatencyProfile(first_s=args.first_ms / 1000, gap_s=args.gap_ms / 1000,
-                             jitter_s=args.jitter_ms / 1000, network_s=args.network_ms / 1000)
+    profile = profile_of(args)
     responder: Responder = echo_responder
     if args.receptionist is not None:
         from offhook.providers.profile import load_profile, sample_profile
@@ -549,11 +533,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Anthropic emulator on {emu.base_url} (set ANTHROPIC_BASE_URL={emu.base_url})", flush=True)
             await trio.sleep_forever()
 
-    try:
-        trio.run(serve)
-    except* KeyboardInterrupt:
-        pass
-    return 0
+    return run_until_interrupted(serve)
 
 
 if __name__ == "__main__":

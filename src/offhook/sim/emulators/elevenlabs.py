@@ -30,14 +30,13 @@ MockClock read exact times.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import random
 from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
-from typing import Any, AsyncIterator, Callable, Literal
+from functools import lru_cache
+from typing import Any, AsyncIterator, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
@@ -47,6 +46,8 @@ import trio_websocket
 from offhook.audio import ulaw_encode
 from offhook.providers import elevenlabs_protocol as proto
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
+from offhook.sim.emulators.serving import (Observable, close_and_record, emulator_args, profile_of,
+                                           run_until_interrupted, serving_websocket)
 
 DEFAULT_SCHEDULE = (120, 160, 250, 290)
 _PATH_PREFIX, _PATH_SUFFIX = "/v1/text-to-speech/", "/multi-stream-input"
@@ -128,11 +129,12 @@ class EmuConnection:
         return [m for _, m in self.received if all(m.get(k) == v for k, v in match.items())]
 
 
-class ElevenLabsEmulator:
+class ElevenLabsEmulator(Observable):
     def __init__(self, *, profile: LatencyProfile | None = None, faults: FaultPlan | None = None,
                  api_key: str = "test-elevenlabs-key", ms_per_char: float = 65.0, chars_per_chunk: int = 5,
                  max_contexts: int = 5,
                  auth: Literal["message", "handshake"] = "message") -> None:
+        super().__init__()
         self.profile = profile or LatencyProfile()
         self.faults = faults or FaultPlan()
         self.api_key = api_key
@@ -145,7 +147,6 @@ class ElevenLabsEmulator:
         self.connections: list[EmuConnection] = []
         self.contexts: list[EmuContext] = []
         self.rejected: list[tuple[float, int]] = []  # handshakes refused: (t, status)
-        self._changed = trio.Event()
 
     @property
     def base_url(self) -> str:
@@ -157,17 +158,6 @@ class ElevenLabsEmulator:
             if ctx.context_id == context_id and (connection is None or ctx.connection == connection):
                 return ctx
         raise KeyError(context_id)
-
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-        """Wait until predicate() holds; re-checked whenever the emulator receives or sends.
-        trio.TooSlowError after `timeout` (trio clock) so a broken test fails instead of hanging."""
-        with trio.fail_after(timeout):
-            while not predicate():
-                await self._changed.wait()
-
-    def _poke(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
 
     async def handle(self, request: trio_websocket.WebSocketRequest) -> None:
         url = urlsplit(request.path)
@@ -230,10 +220,7 @@ class _Session:
         self.emu._poke()
 
     async def close(self, code: int, reason: str) -> None:
-        self.conn.closed_at = trio.current_time()
-        self.conn.close_code, self.conn.close_reason = code, reason
-        with trio.move_on_after(1.0):
-            await self.ws.aclose(code, reason)
+        await close_and_record(self.conn, self.ws, code, reason)
 
     async def fail(self, message: str, error: str, code: int = 1008) -> None:
         await self.send(proto.error_message(message, error=error, code=code), "error", None)
@@ -435,42 +422,26 @@ async def elevenlabs_emulator(*, host: str = "127.0.0.1", port: int = 0,
     """Serve the emulator in the current trio run for the duration of the block.
     Options: see ElevenLabsEmulator (profile, faults, api_key, ms_per_char, chars_per_chunk,
     max_contexts, auth)."""
-    emu = ElevenLabsEmulator(**options)
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(trio_websocket.serve_websocket, emu.handle, host, port, None,
-                                             disconnect_timeout=1.0))
-        emu.host, emu.port = host, server.port
-        try:
-            yield emu
-        finally:
-            nursery.cancel_scope.cancel()
+    async with serving_websocket(ElevenLabsEmulator(**options), host, port) as emu:
+        yield emu
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator as a separate process: python -m offhook.sim.emulators.elevenlabs --port 8765"""
-    p = argparse.ArgumentParser(description=main.__doc__)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
+    p = emulator_args(main.__doc__, first_ms=200.0, gap_ms=20.0, first_help="first-audio latency",
+                      gap_help="gap between chunks")
     p.add_argument("--api-key", default=os.environ.get("ELEVENLABS_API_KEY", "test-elevenlabs-key"))
-    p.add_argument("--first-ms", type=float, default=200.0, help="first-audio latency")
-    p.add_argument("--gap-ms", type=float, default=20.0, help="gap between chunks")
-    p.add_argument("--jitter-ms", type=float, default=0.0)
     p.add_argument("--ms-per-char", type=float, default=65.0)
     p.add_argument("--chars-per-chunk", type=int, default=5)
     args = p.parse_args(argv)
-    profile = LatencyProfile(first_s=args.first_ms / 1000, gap_s=args.gap_ms / 1000, jitter_s=args.jitter_ms / 1000)
 
     async def serve() -> None:
-        async with elevenlabs_emulator(host=args.host, port=args.port, profile=profile, api_key=args.api_key,
+        async with elevenlabs_emulator(host=args.host, port=args.port, profile=profile_of(args), api_key=args.api_key,
                                        ms_per_char=args.ms_per_char, chars_per_chunk=args.chars_per_chunk) as emu:
             print(f"ElevenLabs emulator on {emu.base_url} (set ELEVENLABS_BASE_URL={emu.base_url})", flush=True)
             await trio.sleep_forever()
 
-    try:
-        trio.run(serve)
-    except* KeyboardInterrupt:
-        pass
-    return 0
+    return run_until_interrupted(serve)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,88 @@
+"""What every emulator shares: waiting for a recorded state in tests, serving a WebSocket emulator
+in the current trio run, and the standalone command line (host, port, latency profile)."""
+from __future__ import annotations
+
+import argparse
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
+
+import trio
+import trio_websocket
+
+from offhook.sim.emulators.plan import LatencyProfile
+
+
+class Observable:
+    """Lets a test wait for what the emulator records: `_poke()` after every change."""
+
+    def __init__(self) -> None:
+        self._changed = trio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Wait until predicate() holds, re-checked whenever the emulator receives or sends;
+        trio.TooSlowError after `timeout` (trio clock) so a broken test fails instead of hanging."""
+        with trio.fail_after(timeout):
+            while not predicate():
+                await self._changed.wait()
+
+    def _poke(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+
+class _WebSocketEmulator(Protocol):
+    host: str
+    port: int
+
+    async def handle(self, request: trio_websocket.WebSocketRequest) -> None: ...
+
+
+W = TypeVar("W", bound=_WebSocketEmulator)
+
+
+async def close_and_record(conn: Any, ws: trio_websocket.WebSocketConnection, code: int, reason: str) -> None:
+    """Close a WebSocket from the emulator's side, noting when and how on its connection record."""
+    conn.closed_at = trio.current_time()
+    conn.close_code, conn.close_reason = code, reason
+    with trio.move_on_after(1.0):
+        await ws.aclose(code, reason)
+
+
+@asynccontextmanager
+async def serving_websocket(emu: W, host: str, port: int) -> AsyncIterator[W]:
+    """Serve `emu.handle` on host:port (0: any free port) for the duration of the block."""
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(partial(trio_websocket.serve_websocket, emu.handle, host, port, None,
+                                             disconnect_timeout=1.0))
+        emu.host, emu.port = host, server.port
+        try:
+            yield emu
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def emulator_args(description: str | None, *, first_ms: float, gap_ms: float, first_help: str,
+                  gap_help: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--first-ms", type=float, default=first_ms, help=first_help)
+    p.add_argument("--gap-ms", type=float, default=gap_ms, help=gap_help)
+    p.add_argument("--jitter-ms", type=float, default=0.0)
+    p.add_argument("--network-ms", type=float, default=0.0, help="one-way network delay")
+    return p
+
+
+def profile_of(args: Any) -> LatencyProfile:
+    return LatencyProfile(first_s=args.first_ms / 1000, gap_s=args.gap_ms / 1000,
+                          jitter_s=args.jitter_ms / 1000, network_s=args.network_ms / 1000)
+
+
+def run_until_interrupted(serve: Callable[[], Awaitable[None]]) -> int:
+    """trio.run(serve) until Ctrl-C; exit status 0."""
+    try:
+        trio.run(serve)
+    except* KeyboardInterrupt:
+        pass
+    return 0
