@@ -51,6 +51,10 @@ def _usd(v: float | None) -> str:
     return "-" if v is None else f"${v:.4f}"
 
 
+def _count(v: float) -> str:
+    return f"{round(v, 2):g}"
+
+
 def _page(title: str, body: str) -> str:
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f'<link rel="icon" href="data:,"><meta name="viewport" content="width=device-width">'
@@ -120,9 +124,9 @@ def overview(rep: dict, records: list[CallRecord], link) -> str:
                         lambda x: _when(x, "%m-%d %H:%M"), lambda y: f"{y * 1000:.0f} ms"),
               "First-audio latency over time"),
         _card(svg.bars("latency_histogram", "first-audio latency histogram (turns per 100 ms)",
-                       latency_histogram(done), lambda v: f"{v:.0f}"), "First-audio latency histogram (ms)"),
+                       latency_histogram(done), _count), "First-audio latency histogram (ms)"),
         _card(svg.bars("hangups_by_duration", "caller hang-ups (dark) of all calls (light) by call duration",
-                       [(k, float(v["caller_hangups"])) for k, v in hb.items()], lambda v: f"{v:.0f}",
+                       [(k, float(v["caller_hangups"])) for k, v in hb.items()], _count,
                        stacked_under=[float(v["calls"]) for v in hb.values()]) if done
               else svg.empty("hangups_by_duration", "hang-ups by duration"), "Caller hang-ups by call duration"),
         _card(svg.bars("cost_per_day", "cost per day (dollars)", cost_per_day(done), lambda v: f"${v:.2f}"),

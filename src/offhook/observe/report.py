@@ -143,10 +143,10 @@ def format_text(rep: dict) -> str:
     c, bi, cost = rep["calls"], rep["barge_in"], rep["cost"]
     lines = [f"offhook report  {_when(rep['since'])} .. {_when(rep['until'])}",
              f"calls            {c['total']} ({c['complete']} complete, {c['incomplete']} incomplete)",
-             f"first audio      P50 {_ms(rep['first_audio']['p50'])}  P95 {_ms(rep['first_audio']['p95'])}"
+             f"first audio        P50 {_ms(rep['first_audio']['p50'])}  P95 {_ms(rep['first_audio']['p95'])}"
              f"  ({rep['first_audio']['n']} turns)"]
     for s, v in rep["stages"].items():
-        lines.append(f"  {s:<15}P50 {_ms(v['p50'])}  P95 {_ms(v['p95'])}")
+        lines.append(f"  {s:<16} P50 {_ms(v['p50'])}  P95 {_ms(v['p95'])}")
     lines += [f"barge-ins        {bi['true']} true, {bi['false']} false; success {_pct(bi['success_rate'])}"
               f" (stopped within 200 ms), false-barge-in rate {_pct(bi['false_rate'])}",
               f"stalls {rep['stalls']}   TTS fallbacks {rep['tts_fallbacks']}   LLM failures {rep['llm_failures']}"

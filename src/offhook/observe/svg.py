@@ -32,8 +32,9 @@ def _frame(name: str, title: str, ymax: float, yfmt, body: list[str], xlabels: l
         y = PAD_T + ih - ih * i / 4
         out.append(f'<line class="grid" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}"/>'
                    f'<text class="tick" x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(yfmt(v))}</text>')
-    for x, label in xlabels:
-        out.append(f'<text class="tick" x="{x:.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{escape(label)}</text>')
+    for i, (x, label) in enumerate(xlabels):
+        anchor = "end" if i == len(xlabels) - 1 and x > W - PAD_R - 40 else "middle"
+        out.append(f'<text class="tick" x="{x:.1f}" y="{H - PAD_B + 16}" text-anchor="{anchor}">{escape(label)}</text>')
     out += body
     out.append("</svg>")
     return "".join(out)
@@ -66,7 +67,8 @@ def bars(name: str, title: str, items: list[tuple[str, float]], yfmt, *, stacked
         body.append(f'<rect class="bar" x="{x:.1f}" y="{PAD_T + ih - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
                     f'data-label="{escape(label)}" data-value="{v:g}"><title>{escape(label)}: {escape(yfmt(v))}'
                     f'</title></rect>')
-        xl.append((x + bw / 2, label))
+        if i % max(1, math.ceil(len(items) / 12)) == 0:  # at most a dozen labels stay legible
+            xl.append((x + bw / 2, label))
     return _frame(name, title, ymax, yfmt, body, xl)
 
 
