@@ -1,8 +1,10 @@
 """The real server (hypercorn trio, loopback) driven by the simulated caller and raw WS clients."""
 import json
+import wave
 from functools import partial
 
 import httpx
+import numpy as np
 import pytest
 import trio
 from trio.testing import MockClock
@@ -107,7 +109,7 @@ def test_status_callback_is_recorded_and_after_stream_serves_next_twiml():
 
 
 # ---------------------------------------------------------------- the media socket
-def test_full_call_with_the_simulated_caller():
+def test_full_call_with_the_simulated_caller(tmp_path):
     async def main():
         async with running_server(public_url=PUBLIC) as app:
             url = app.base_ws + "/twilio/media"
@@ -128,7 +130,27 @@ def test_full_call_with_the_simulated_caller():
             assert call.params["from"] == "+15551230000"
             assert call.pacer.utterances[1].end_mark_echoed
             assert not call.bad
-    run(main)
+            # the recording: caller left, agent right, on one timeline
+            result.write_wav(str(tmp_path / "call.wav"))
+            result.write_json(str(tmp_path / "call.json"))
+            return result
+
+    result = trio.run(main, clock=MockClock(autojump_threshold=0.005))
+    with wave.open(str(tmp_path / "call.wav")) as w:
+        assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (2, 8000, 2)
+        st = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
+    left, right = st[:, 0].astype(float), st[:, 1].astype(float)
+    line = result.lines[0]
+
+    def rms(x, t0, t1):
+        return np.sqrt(np.mean(x[int(t0 * 8000):int(t1 * 8000)] ** 2))
+    assert rms(right, 0.0, 0.4) > 1000 and rms(left, 0.0, 0.4) < 50           # greeting beep on the right
+    assert rms(left, line.start, line.end) > 1000                             # caller speaking on the left
+    assert rms(right, line.start + 0.5, line.end - 0.1) < 50                  # agent quiet meanwhile
+    assert rms(right, line.end + 0.4, line.end + 0.4 + (line.end - line.start) - 0.2) > 1000  # the echo
+    timeline = json.loads((tmp_path / "call.json").read_text())
+    assert timeline["call_sid"] == result.call_sid and timeline["lines"][0]["latency"] == line.latency
+    assert [e["event"] for e in timeline["timeline"]][:2] == ["start", "say"]
 
 
 def test_ws_signature_missing_forged_and_behind_proxy():
@@ -149,7 +171,7 @@ def test_ws_signature_missing_forged_and_behind_proxy():
     run(main)
 
 
-def test_every_kind_of_bad_input_is_counted_and_the_call_goes_on():
+def test_every_kind_of_bad_input_is_counted_and_the_call_goes_on(caplog):
     import base64
     b = InboundBuilder("MZraw")
     bad = [
@@ -164,14 +186,19 @@ def test_every_kind_of_bad_input_is_counted_and_the_call_goes_on():
 
     async def main():
         async with running_server(validate_signatures=False) as app:
-            call = await raw_call(app, bad)
-            assert dict(call.bad) == {"malformed_json": 1, "unknown_event": 1, "bad_base64": 1,
-                                      "bad_payload_size": 1, "duplicate_start": 1, "invalid_fields": 1,
-                                      "binary_frame": 1}
+            call = await raw_call(app, bad * 3)
+            assert dict(call.bad) == {"malformed_json": 3, "unknown_event": 3, "bad_base64": 3,
+                                      "bad_payload_size": 3, "duplicate_start": 3, "invalid_fields": 3,
+                                      "binary_frame": 3}
             assert call.end_reason == "caller_hangup"
             assert call.frames_in == 60  # the good audio after the garbage all arrived
             assert call.jitter.stats["played"] == 60
-    run(main)
+
+    with caplog.at_level("WARNING", logger="offhook.media"):
+        run(main)
+    # one log line per kind, naming the call, however often it happens
+    lines = [r.getMessage() for r in caplog.records if r.name == "offhook.media"]
+    assert len(lines) == 7 and all(line.startswith("call CAraw: dropped bad message (") for line in lines)
 
 
 def test_media_before_start_and_megabyte_frames():
@@ -272,3 +299,36 @@ def test_missing_token_requires_explicit_insecure_mode():
     with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
         Config.load(env={})
     assert Config.load(env={"OFFHOOK_VALIDATE_SIGNATURES": "0"}).validate_signatures is False
+
+
+def test_barge_in_over_the_echo_clears_and_the_ledger_knows_what_was_heard():
+    scenario = from_dict({"steps": [
+        {"wait_for_agent": {"quiet": 0.3}},
+        {"say": "this is a fairly long line for the echo to play back"},
+        {"barge_in": {"after": 1.0, "say": "wait stop"}},
+        {"wait_for_agent": {"quiet": 0.5}}, {"hangup": True}]})
+
+    async def main():
+        async with running_server(validate_signatures=False) as app:
+            res = await SimCaller(app.base_ws + "/twilio/media", scenario).run()
+            await trio.sleep(0.1)
+            call = app.finished[-1]
+        assert res.ended_by == "caller" and res.clears == 1
+        b = res.barge_ins[0]
+        assert b.clear_received is not None and b.audio_stopped is not None
+        # the echo handler reacts on VAD onset: a few frames into the barge-in, before the line ends
+        assert b.onset < b.clear_received < res.lines[1].end
+        assert b.audio_stopped <= b.clear_received + 0.02
+        # nothing of the cleared echo played after the clear
+        assert res.agent_heard_between(b.clear_received + 0.02, res.lines[1].end) == 0
+        # the server's ledger says how much of the echo the caller heard: what the caller really played
+        echo = call.pacer.utterances[2]
+        heard_at_caller = res.agent_heard_between(res.lines[0].end, b.clear_received + 0.02)
+        assert echo.heard_ms_at_clear / 1000 == pytest.approx(heard_at_caller, abs=0.045)
+        assert echo.sent_ms > echo.heard_ms_at_clear  # the lead that `clear` discarded
+        # marks Twilio echoes because of the clear do not count as played
+        assert echo.confirmed_frames * 20 <= echo.heard_ms_at_clear
+        assert len(call.pacer.clear_latencies) == 1
+        # the barge-in line itself was echoed afterwards
+        assert res.agent_heard_between(res.lines[1].end, res.duration) > 0.3
+    run(main)
