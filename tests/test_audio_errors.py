@@ -43,46 +43,34 @@ def check_unharmed(name, bad_call):
     assert got == expected
 
 
+def check_refused(name, arg, exc, match):
+    _, call, _ = ENTRY_POINTS[name]
+
+    def bad_call(obj):
+        with pytest.raises(exc, match=match):
+            call(obj, arg)
+    check_unharmed(name, bad_call)
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("bad", NOT_BYTES, ids=lambda b: type(b).__name__)
 def test_wrong_type_is_a_type_error(name, bad):
-    make, call, _ = ENTRY_POINTS[name]
-
-    def bad_call(obj):
-        with pytest.raises(TypeError, match="bytes-like"):
-            call(obj, bad)
-    check_unharmed(name, bad_call)
+    check_refused(name, bad, TypeError, "bytes-like")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_non_contiguous_buffer_is_a_value_error(name):
-    make, call, good = ENTRY_POINTS[name]
-    strided = memoryview(good * 2)[::2]
-
-    def bad_call(obj):
-        with pytest.raises(ValueError, match="contiguous"):
-            call(obj, strided)
-    check_unharmed(name, bad_call)
+    check_refused(name, memoryview(ENTRY_POINTS[name][2] * 2)[::2], ValueError, "contiguous")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_huge_input_is_refused_before_any_work(name, huge):
-    make, call, _ = ENTRY_POINTS[name]
-
-    def bad_call(obj):
-        with pytest.raises(ValueError, match="refused"):
-            call(obj, huge)
-    check_unharmed(name, bad_call)
+    check_refused(name, huge, ValueError, "refused")
 
 
 @pytest.mark.parametrize("name", ["ulaw_encode", "Resampler.process"])
 def test_odd_pcm_length_is_a_value_error(name):
-    make, call, good = ENTRY_POINTS[name]
-
-    def bad_call(obj):
-        with pytest.raises(ValueError, match="even byte length"):
-            call(obj, good[:-1])
-    check_unharmed(name, bad_call)
+    check_refused(name, ENTRY_POINTS[name][2][:-1], ValueError, "even byte length")
 
 
 def test_odd_and_empty_pcm_are_accepted_where_the_api_says_so():

@@ -358,6 +358,27 @@ cdef class FrameVad:
         return self.v.stop_ms
 
 
+cdef int16_t *_grow(int16_t **buf, size_t *cap, size_t n) except NULL:
+    """A scratch buffer of at least n samples, reused across calls (allocated once per call setup)."""
+    if n > cap[0] or buf[0] == NULL:
+        free(buf[0])
+        n = max(n, <size_t>160)
+        buf[0] = <int16_t *>malloc(n * sizeof(int16_t))
+        if buf[0] == NULL:
+            cap[0] = 0
+            raise MemoryError()
+        cap[0] = n
+    return buf[0]
+
+
+cdef inline void _put_ulaw(uint8_t *dst, const uint8_t *src, size_t n, int width):
+    """n mu-law samples into dst from mu-law (width 1) or PCM16 (width 2)."""
+    if width == 2:
+        oh_ulaw_encode(<const int16_t *>src, n, dst)
+    else:
+        memcpy(dst, src, n)
+
+
 # InboundPath modes
 cdef enum:
     _IN_RESAMPLE = 0
@@ -401,14 +422,7 @@ cdef class InboundPath:
         free(self.scratch)
 
     cdef int16_t *_room(self, size_t n) except NULL:
-        if n > self.cap or self.scratch == NULL:
-            free(self.scratch)
-            self.scratch = <int16_t *>malloc(max(n, <size_t>160) * sizeof(int16_t))
-            if self.scratch == NULL:
-                self.cap = 0
-                raise MemoryError()
-            self.cap = max(n, <size_t>160)
-        return self.scratch
+        return _grow(&self.scratch, &self.cap, n)
 
     def process(self, ulaw_frame):
         """-> (pcm_for_stt: bytes, is_speech: bool, level_db: float)"""
@@ -482,59 +496,31 @@ cdef class OutboundPath:
         free(self.pcm8)
 
     cdef int16_t *_room(self, size_t n) except NULL:
-        if n > self.pcm8_cap or self.pcm8 == NULL:
-            free(self.pcm8)
-            self.pcm8 = <int16_t *>malloc(max(n, <size_t>160) * sizeof(int16_t))
-            if self.pcm8 == NULL:
-                self.pcm8_cap = 0
-                raise MemoryError()
-            self.pcm8_cap = max(n, <size_t>160)
-        return self.pcm8
+        return _grow(&self.pcm8, &self.pcm8_cap, n)
 
-    cdef list _frame(self, const uint8_t *ulaw, size_t n):
-        cdef list frames = []
-        cdef size_t take
-        if self.carry_len:
-            take = min(n, 160 - self.carry_len)
-            memcpy(self.carry + self.carry_len, ulaw, take)
-            self.carry_len += take
-            ulaw += take
-            n -= take
-            if self.carry_len == 160:
-                frames.append(PyBytes_FromStringAndSize(<char *>self.carry, 160))
-                self.carry_len = 0
-        while n >= 160:
-            frames.append(PyBytes_FromStringAndSize(<char *>ulaw, 160))
-            ulaw += 160
-            n -= 160
-        if n:
-            memcpy(self.carry + self.carry_len, ulaw, n)
-            self.carry_len += n
-        self.frames_out += len(frames)
-        return frames
-
-    cdef list _encode_frames(self, const int16_t *pcm, size_t n):
-        """Encode 8 kHz PCM straight into the frames (and the carried partial frame)."""
+    cdef list _frames(self, const uint8_t *src, size_t n, int width):
+        """n samples of mu-law (width 1, copied) or 8 kHz PCM16 (width 2, encoded straight into the
+        frames) -> whole 160-byte frames; the partial rest is carried to the next call."""
         cdef list frames = []
         cdef size_t take
         cdef bytes f
         if self.carry_len:
             take = min(n, 160 - self.carry_len)
-            oh_ulaw_encode(pcm, take, self.carry + self.carry_len)
+            _put_ulaw(self.carry + self.carry_len, src, take, width)
             self.carry_len += take
-            pcm += take
+            src += take * width
             n -= take
             if self.carry_len == 160:
                 frames.append(PyBytes_FromStringAndSize(<char *>self.carry, 160))
                 self.carry_len = 0
         while n >= 160:
             f = _new_bytes(160)
-            oh_ulaw_encode(pcm, 160, <uint8_t *>PyBytes_AS_STRING(f))
+            _put_ulaw(<uint8_t *>PyBytes_AS_STRING(f), src, 160, width)
             frames.append(f)
-            pcm += 160
+            src += 160 * width
             n -= 160
         if n:  # the carry is empty here
-            oh_ulaw_encode(pcm, n, self.carry)
+            _put_ulaw(self.carry, src, n, width)
             self.carry_len = n
         self.frames_out += len(frames)
         return frames
@@ -546,8 +532,8 @@ cdef class OutboundPath:
             n8 = oh_rs_output_len(&self.resampler.rs, n)
             buf = self._room(n8)
             oh_rs_process(&self.resampler.rs, pcm, n, buf)
-            return self._encode_frames(buf, n8)
-        return self._encode_frames(pcm, n)
+            return self._frames(<const uint8_t *>buf, n8, 2)
+        return self._frames(<const uint8_t *>pcm, n, 2)
 
     def process(self, pcm):
         """-> list of 160-byte mu-law frames (possibly empty)."""
@@ -561,7 +547,7 @@ cdef class OutboundPath:
             p = <const uint8_t *>view.buf
             n = <size_t>view.len
             if self.ulaw_in:
-                return self._frame(p, n)
+                return self._frames(p, n, 1)
             if self.has_odd and n:
                 pair[0] = self.odd_byte
                 pair[1] = p[0]
@@ -591,7 +577,7 @@ cdef class OutboundPath:
             n = oh_rs_flush_len(&self.resampler.rs)
             buf = self._room(n)
             oh_rs_flush(&self.resampler.rs, buf)
-            frames = self._encode_frames(buf, n)
+            frames = self._frames(<const uint8_t *>buf, n, 2)
         if self.carry_len:
             memset(self.carry + self.carry_len, OH_ULAW_SILENCE, 160 - self.carry_len)
             frames.append(PyBytes_FromStringAndSize(<char *>self.carry, 160))
