@@ -135,7 +135,8 @@ def test_same_clauses_whatever_the_deltas_and_nothing_lost(case, max_words):
     assert all(whole)
 
 
-PROTECTED = ["$3.50", "10:30 am", "9am – 5pm", "$35 - $40", "1,200", "850-687-2085", "(850) 687-2085", "e.g. Monday", "Dr. Lee",
+PROTECTED = ["$3.50", "10:30 am", "9am – 5pm", "$35 - $40", "1,200", "850-687-2085", "(850) 687-2085",
+             "e.g. Monday", "Dr. Lee",
              "123 Main St. downtown", "eight five oh, six eight seven, two zero eight five", "3.5"]
 
 

@@ -101,7 +101,8 @@ PHONE = "eight-five-oh, six-eight-seven, two-zero-eight-five"
     # left alone: plain numbers and the words around everything
     ("We have 3 chairs and 12 staff.", "We have 3 chairs and 12 staff."),
     ("Room 12B, version 2.0", "Room 12B, version 2.0"),
-    ("Sure — it's $35, and we're open until 6 pm!", "Sure — it's thirty-five dollars, and we're open until six p.m.!"),
+    ("Sure — it's $35, and we're open until 6 pm!",
+     "Sure — it's thirty-five dollars, and we're open until six p.m.!"),
 ])
 def test_spoken_forms(text, spoken):
     assert to_spoken(text) == spoken

@@ -57,8 +57,9 @@ def confirmation_for(text: str, confidence: float | None, ctx: TurnContext,
                      threshold: float = DEFAULT_CONFIDENCE_THRESHOLD) -> str | None:
     """"Just to check — did you say …?" when the turn should be confirmed before acting on it: the
     STT's confidence is below threshold, or a phone number was expected (or announced: "my number
-    is" with five or more digits) and the digits heard do not make a plausible 10-digit US number. None when the turn can be acted on (or is empty, or a phone
-    was expected but the caller said no digits at all: that is an answer for the LLM)."""
+    is" with five or more digits) and the digits heard do not make a plausible 10-digit US number.
+    None when the turn can be acted on (or is empty, or a phone was expected but the caller said no
+    digits at all: that is an answer for the LLM)."""
     heard = text.strip().rstrip(_TRAILING)
     if not heard:
         return None

@@ -26,7 +26,7 @@ from offhook.agent.spoken import digit_runs
 __all__ = ["TurnContext", "StillTalkingScorer", "RuleScorer", "EndpointPolicy", "expecting_from_question",
            "SLOTS", "PHONE_CUES"]
 
-SLOTS = ("phone", "address", "name", "time")
+SLOTS = ("phone", "address", "name", "time")  # the values TurnContext.expecting may take
 
 
 @dataclass

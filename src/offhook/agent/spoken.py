@@ -331,7 +331,7 @@ def digit_runs(text: str) -> list[DigitRun]:
     "hundred"/"thousand" after a digit as 00/000; "um"/"uh" between digits do not end a run."""
     tokens = list(_TOKEN.finditer(text))
     runs: list[DigitRun] = []
-    start = end = -1
+    start = end = last_end = -1
     digits = ""
     i = 0
     while i < len(tokens):
