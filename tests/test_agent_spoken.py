@@ -78,6 +78,9 @@ PHONE = "eight-five-oh, six-eight-seven, two-zero-eight-five"
     ("2026-12-03", "December third, twenty twenty-six"),
     ("2005-07-04", "July fourth, two thousand five"),
     ("2026-13-03", "2026-13-03"),
+    ("2/30", "2/30"),
+    ("Feb 29, 2028", "February twenty-ninth, twenty twenty-eight"),
+    ("2027-02-29", "2027-02-29"),
     ("1/2 cup", "1/2 cup"),
     ("open 24/7", "open 24/7"),
     ("May 10:30", "May ten thirty"),
@@ -212,3 +215,19 @@ def test_normalising_clause_by_clause_says_the_same_as_the_whole_text(text, max_
     rest = c.flush()
     clauses += [rest] if rest else []
     assert "".join(to_spoken(x) for x in clauses) == to_spoken(text)
+
+
+junk = st.lists(st.sampled_from(list("0123456789$%:/.,-–— ()+apmAPMstndrh\n") + [
+    "Dec ", "May ", " St", " Ave", "am", "pm", "1st", "eight ", "fifty ", "oh ", "double ", "um ", "hundred "]),
+    max_size=60).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(junk)
+def test_any_mix_of_digits_and_marks_is_handled(text):
+    out = to_spoken(text)
+    # whatever was not read out is left exactly as written; what was read out has no digits left
+    assert isinstance(out, str) and (out == text or sum(c.isdigit() for c in out) < sum(c.isdigit() for c in text))
+    for run in digit_runs(text):
+        assert run.digits and 0 <= run.start < run.end <= len(text)
+    assert phone_digits(text) is None or len(phone_digits(text)) == 10

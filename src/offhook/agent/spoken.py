@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 
 from offhook.providers.receptionist import spoken_number
 
@@ -144,7 +145,9 @@ def spoken_price(dollars: int, cents: int = 0) -> str:
 
 
 def _date(month: int, day: int | None, year: int | None) -> str | None:
-    if not 1 <= month <= 12 or day is not None and not 1 <= day <= 31:
+    try:
+        date(year or 2000, month, day or 1)  # "2/30", "13/01": not dates, left as written
+    except ValueError:
         return None
     words = _MONTHS[month - 1] + (" " + ordinal_words(day) if day is not None else "")
     if year is not None:
