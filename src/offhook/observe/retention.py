@@ -82,11 +82,15 @@ async def sweep(store, root: Path, retention_days: float, now: float | None = No
 
 
 async def retention_task(store, root: Path, retention_days: float, period: float = SWEEP_PERIOD_S,
-                         *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+                         *, on_sweep=None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Sweep at start and every `period` seconds; `on_sweep(result)` is told after each sweep."""
     task_status.started()
     while True:
         try:
-            await sweep(store, root, retention_days)
+            result = await sweep(store, root, retention_days)
         except Exception:
             log.exception("retention sweep failed; retrying next period")
+        else:
+            if on_sweep is not None:
+                on_sweep(result)
         await trio.sleep(period)
