@@ -52,9 +52,17 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # words a sentence does not end on
 _CONTINUES = frozenset(
     "and or but nor because cause cos so if than to for of with at from about into onto the a an my "
-    "your our their like as whether until unless although".split())
-# "I think so", "and so on": "so" closes these
-_SO_CLOSERS = frozenset("think hope guess believe suppose said do".split())
+    "your our their like as whether until unless although i we they he she just very".split())
+# a word that ends the sentence after these ("I think so", "hold on", "come in", "and then")
+_UNLESS_AFTER = {
+    "so": frozenset("think hope guess believe suppose said do".split()),
+    "on": frozenset("hold come go carry hang log turn put try move going me us it him her them".split()),
+    "in": frozenset("come check log drop walk fit pop stop sign i'm we're me us it him her them".split()),
+}
+_THEN_AFTER = frozenset("and but so".split())  # "and then" goes on; "see you then" does not
+# "is"/"was" after these ends a sentence ("yes it is"); after anything else it goes on ("the problem
+# is", "what time is")
+_SUBJECTS = frozenset("it that this there here he she they we you i one".split())
 _FILLERS = frozenset("um uh er erm uhm umm uhh hmm mm ah".split())
 # contractions that cannot end a sentence, and phrases that announce a slot value
 _INTROS = (("it's",), ("that's",), ("i'm",), ("its",), ("number", "is"), ("name", "is"), ("address", "is"),
@@ -100,12 +108,23 @@ class RuleScorer:
         last = words[-1]
         if last in _FILLERS:
             signals.append(_FILLER)
-        elif last in _CONTINUES and not (last == "so" and len(words) > 1 and words[-2] in _SO_CLOSERS):
+        elif self._continues(words):
             signals.append(_CONTINUING)
         if any(tuple(words[-len(p):]) == p for p in _INTROS):
             signals.append(_INTRO)
         signals.append(self._slot_signal(text, words, ctx))
         return max(signals)
+
+    @staticmethod
+    def _continues(words: list[str]) -> bool:
+        last, prev = words[-1], words[-2] if len(words) > 1 else ""
+        if last in _UNLESS_AFTER:
+            return prev not in _UNLESS_AFTER[last]
+        if last == "then":
+            return prev in _THEN_AFTER
+        if last in ("is", "was", "are", "were"):
+            return bool(prev) and prev not in _SUBJECTS
+        return last in _CONTINUES
 
     @staticmethod
     def _slot_signal(text: str, words: list[str], ctx: TurnContext) -> float:
