@@ -42,6 +42,8 @@ class Config:
     pacer_lead_ms: int = 80
     mark_every_frames: int = 10
     max_message_bytes: int = 64 * 1024
+    workers: int = 1                         # server processes sharing the port (SO_REUSEPORT)
+    drain_timeout_s: float = 30.0            # on SIGTERM: how long active calls may go on before voicemail
     profile: str = ""                        # business profile TOML (default: the bundled sample)
     voicemail_prompt: str = "Sorry, I couldn't help with that. Please leave a message after the tone."
     handoff_number: str = ""                 # when set, handoff dials this number instead of voicemail
@@ -74,6 +76,7 @@ class Config:
         "OFFHOOK_RECORDING_SAMPLE_RATE": "recording_sample_rate",
         "OFFHOOK_RECORDING_RETENTION_DAYS": "recording_retention_days",
         "OFFHOOK_RECORDING_NOTICE": "recording_notice",
+        "OFFHOOK_WORKERS": "workers", "OFFHOOK_DRAIN_TIMEOUT_S": "drain_timeout_s",
     }
 
     @classmethod
@@ -104,7 +107,7 @@ class Config:
         return cfg
 
     def _coerce(self) -> None:
-        for name in ("port", "pacer_lead_ms", "mark_every_frames", "max_message_bytes"):
+        for name in ("port", "pacer_lead_ms", "mark_every_frames", "max_message_bytes", "workers"):
             try:
                 setattr(self, name, int(getattr(self, name)))
             except (TypeError, ValueError):
@@ -121,6 +124,14 @@ class Config:
                               "(or run with --insecure-dev / OFFHOOK_VALIDATE_SIGNATURES=0 for local use)")
         if not (0 <= self.pacer_lead_ms <= 1000):
             raise ConfigError("pacer_lead_ms must be 0..1000")
+        if not (1 <= self.workers <= 256):
+            raise ConfigError(f"workers must be 1..256, got {self.workers}")
+        try:
+            self.drain_timeout_s = float(self.drain_timeout_s)
+        except (TypeError, ValueError):
+            raise ConfigError(f"drain_timeout_s must be a number, got {self.drain_timeout_s!r}") from None
+        if not (0 <= self.drain_timeout_s <= 3600):
+            raise ConfigError("drain_timeout_s must be 0..3600")
         if not isinstance(self.providers, dict):
             raise ConfigError("[providers] must be a table")
         for name in ("recording_sample_rate", "recording_retention_days"):
