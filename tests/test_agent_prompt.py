@@ -49,16 +49,17 @@ def test_sample_profile_facts_are_in_the_prompt_in_spoken_form():
     assert "+15558675309" not in p          # the handoff number is for the server, not the model
 
 
+INSTRUCTIONS = (
+    'Start every reply with a short confirmatory word, such as "Sure —", "Okay,", or "Got it."',
+    "one or two short sentences", "Ask one question at a time", "Write numbers the way you would say them",
+    "phone numbers digit by digit", "no lists, headings, markdown", "If the caller asks for a person",
+    "connect them with a member of the team", "read the booking back",
+)
+
+
 def test_instructions_for_phone_speech_are_present():
     p = build_system_prompt(sample_profile())
-    assert 'Start every reply with a short confirmatory word, such as "Sure —", "Okay,", or "Got it."' in p
-    assert "one or two short sentences" in p
-    assert "Ask one question at a time" in p
-    assert "Write numbers the way you would say them" in p
-    assert "phone numbers digit by digit" in p
-    assert "no lists, headings, markdown" in p
-    assert "If the caller asks for a person" in p and "connect them with a member of the team" in p
-    assert "read the booking back" in p
+    assert [i for i in INSTRUCTIONS if i not in p] == []
 
 
 def test_without_a_handoff_number_the_agent_offers_voicemail():
