@@ -38,6 +38,52 @@ static void run_c(const oh_fir_job *job, long long i0, int p, size_t count, int1
     }
 }
 
+/* Integer decimation (L == 1) in portable C: four outputs share each tap load, and the compiler
+ * vectorises the four reductions with the baseline multiply-add (pmaddwd on x86-64, NEON on ARM64).
+ * Output j is c . x[j*M ..] over n taps; does groups of four, returns how many outputs. */
+static size_t dec_c(const int16_t *restrict c, const int16_t *restrict x, int M, int n, int shift, size_t count,
+                    int16_t *restrict out) {
+    const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+    size_t j;
+    for (j = 0; j + 4 <= count; j += 4, x += 4 * (size_t)M) {
+        const int16_t *restrict x1 = x + M, *restrict x2 = x + 2 * M, *restrict x3 = x + 3 * M;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int i;
+        for (i = 0; i < n; i++) {
+            const int32_t cv = c[i];
+            a0 += cv * x[i];
+            a1 += cv * x1[i];
+            a2 += cv * x2[i];
+            a3 += cv * x3[i];
+        }
+        out[j] = sat16((a0 + round) >> shift);
+        out[j + 1] = sat16((a1 + round) >> shift);
+        out[j + 2] = sat16((a2 + round) >> shift);
+        out[j + 3] = sat16((a3 + round) >> shift);
+    }
+    return j;
+}
+
+/* Integer upsampling (M == 1) in portable C: four consecutive outputs of one phase read windows one
+ * input apart, so they are dec_c with stride 1. Starts at phase 0 of input i0; returns outputs done. */
+static size_t up_c(const oh_fir_job *job, long long i0, size_t count, int16_t *restrict out) {
+    const int L = job->L;
+    const size_t groups = count / (4 * (size_t)L);
+    size_t g;
+    for (g = 0; g < groups; g++) {
+        int16_t *og = out + g * 4 * (size_t)L;
+        int p, j;
+        for (p = 0; p < L; p++) {
+            const int lo = job->span[2 * p];
+            int16_t y[4];
+            dec_c(job->coef + (size_t)p * job->K + lo, job->h + i0 + 4 * (long long)g + lo, 1, job->span[2 * p + 1],
+                  job->shift, 4, y);
+            for (j = 0; j < 4; j++) og[j * L + p] = y[j];
+        }
+    }
+    return groups * 4 * (size_t)L;
+}
+
 #if OH_X86
 /* Four outputs reduced together, rounded, shifted and saturated to int16 at out[0..3]. */
 OH_AVX2 static inline void store4_avx2(const __m256i a[4], int shift, int16_t *out) {
@@ -194,20 +240,33 @@ size_t oh_fir_up_avx2(const oh_fir_job *job, const int32_t *w, const int32_t *pa
 #endif
 
 void oh_fir_run(int kernel, const oh_fir_job *job, long long i0, int p, size_t count, int16_t *out) {
-#if OH_X86
-    if (kernel >= OH_SIMD_AVX2 && job->L == 1 && job->span[1] % 16 == 0) {
+    if (job->L == 1 && job->span[1] % 16 == 0) {
         const int M = job->dq, lo = job->span[0], n = job->span[1];
         const int16_t *c = job->coef + lo, *x = job->h + i0 + lo;
-        size_t done = kernel == OH_SIMD_AVX512 ? dec_avx512(c, x, M, n, job->shift, count, out)
-                                               : dec_avx2(c, x, M, n, job->shift, count, out);
+        size_t done;
+#if OH_X86
+        if (kernel >= OH_SIMD_AVX2)
+            done = kernel == OH_SIMD_AVX512 ? dec_avx512(c, x, M, n, job->shift, count, out)
+                                            : dec_avx2(c, x, M, n, job->shift, count, out);
+        else
+#endif
+            done = dec_c(c, x, M, n, job->shift, count, out);
         i0 += (long long)done * M;
         out += done;
         count -= done;
-    } else if (kernel >= OH_SIMD_AVX2) { /* AVX-512 measured no faster here: phases are short and vary */
+    }
+#if OH_X86
+    else if (kernel >= OH_SIMD_AVX2) { /* AVX-512 measured no faster here: phases are short and vary */
         run_avx2(job, i0, p, count, out);
         return;
     }
 #endif
+    if (job->L > 1 && job->dq == 0 && job->dr == 1 && p == 0) { /* M == 1 */
+        const size_t done = up_c(job, i0, count, out);
+        i0 += (long long)(done / (size_t)job->L);
+        out += done;
+        count -= done;
+    }
     (void)kernel;
     run_c(job, i0, p, count, out);
 }
