@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
 import re
 import secrets
@@ -53,6 +52,7 @@ import trio_websocket
 from offhook.providers import elevenlabs_protocol as proto
 from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError
 from offhook.providers.common import Secret, again, close_text, host_of, reraise_single
+from offhook.providers.tts_stream import StreamedUtterance
 
 log = logging.getLogger("offhook.providers.elevenlabs")
 
@@ -382,29 +382,22 @@ class ElevenLabsSession:
                 log.debug("ElevenLabs context %s closed early", cid)
 
 
-class ElevenLabsUtterance:
+class ElevenLabsUtterance(StreamedUtterance):
     """One context (TTSUtterance)."""
 
-    format: AudioFormat = ULAW_8K
+    vendor = "ElevenLabs"
+    timeout_error = ElevenLabsTimeout
 
     def __init__(self, session: ElevenLabsSession, conn: _Connection, context_id: str) -> None:
+        super().__init__(session._p.first_audio_timeout, session._p.stall_timeout)
         self._session = session
         self._conn = conn
         self._p = session._p
         self.context_id = context_id
-        self.characters = 0
-        self.first_audio_latency: float | None = None
-        self._send_ch, self._recv_ch = trio.open_memory_channel[AudioChunk](math.inf)
         self._timeline = proto.Timeline(bytes_per_ms=8.0)
-        self._first_text_at: float | None = None
-        self._flushed_at: float | None = None
-        self._last_rx_at: float | None = None
         self._held = ""  # whitespace-only text waits for the next words
-        self._final = False
         self._flushed = False
         self._closed = False  # close_context sent (only once: the service may not like a second)
-        self._failure: TTSError | None = None
-        self._wait_scope: trio.CancelScope | None = None
 
     # -------------------------------------------------------- producer side
     async def send_text(self, text: str) -> None:
@@ -422,9 +415,7 @@ class ElevenLabsUtterance:
         flush = (first and self._p.eager_first_flush) or (self._p.flush_sentences and bool(_SENTENCE_END.search(text)))
         await self._session._send(self._conn, proto.send_text(self.context_id, text, flush=flush))
         self.characters += len(text)
-        if first:
-            self._first_text_at = trio.current_time()
-            self._refresh()
+        self._text_sent()
 
     async def flush(self) -> None:
         if self._flushed:
@@ -434,83 +425,22 @@ class ElevenLabsUtterance:
         self._flushed = True
         if self._first_text_at is None:
             # Nothing to say: close the context and end the (empty) utterance here.
-            self._final = self._closed = True
-            self._send_ch.close()
+            self._closed = True
+            self._end_empty()
             await self._session._send(self._conn, proto.close_context(self.context_id))
             return
         await self._session._send(self._conn, proto.flush_context(self.context_id))
         self._closed = True
         await self._session._send(self._conn, proto.close_context(self.context_id))
-        self._flushed_at = trio.current_time()
-        self._refresh()
+        self._flush_sent()
 
-    # -------------------------------------------------------- consumer side
-    def __aiter__(self) -> "ElevenLabsUtterance":
-        return self
-
-    async def __anext__(self) -> AudioChunk:
-        while True:
-            with trio.CancelScope(deadline=self._deadline()) as scope:
-                self._wait_scope = scope
-                try:
-                    return await self._recv_ch.receive()
-                except trio.EndOfChannel:
-                    if self._failure is not None:
-                        raise again(self._failure)
-                    raise StopAsyncIteration from None
-                finally:
-                    self._wait_scope = None
-            if trio.current_time() >= self._deadline():
-                self._timed_out()
-
-    def _deadline(self) -> float:
-        deadline = math.inf
-        p = self._p
-        if self.first_audio_latency is None and p.first_audio_timeout is not None and self._first_text_at is not None:
-            deadline = self._first_text_at + p.first_audio_timeout
-        if self._flushed_at is not None and p.stall_timeout is not None and not self._final:
-            since = max(self._flushed_at, self._last_rx_at or -math.inf)
-            deadline = min(deadline, since + p.stall_timeout)
-        return deadline
-
-    def _refresh(self) -> None:
-        if self._wait_scope is not None:
-            self._wait_scope.deadline = self._deadline()
-
-    def _timed_out(self) -> None:
-        p = self._p
-        if self.first_audio_latency is None and p.first_audio_timeout is not None and self._first_text_at is not None \
-                and trio.current_time() >= self._first_text_at + p.first_audio_timeout:
-            # The context is abandoned (close_context on exit); the connection itself may be fine.
-            err = ElevenLabsTimeout(f"no audio from ElevenLabs within {p.first_audio_timeout:g} s of the first text")
-        else:
-            err = ElevenLabsTimeout(f"ElevenLabs audio stalled: nothing for {p.stall_timeout:g} s after flush")
-            self._conn.fail(err)  # a half-dead socket: replace it on the next utterance
-        self._fail(err)
-        raise again(err)
+    def _stalled(self, err: TTSError) -> None:
+        self._conn.fail(err)  # a half-dead socket: replace it on the next utterance
 
     # -------------------------------------------------------- fed by the session's reader
     def _on_audio(self, msg: proto.ServerAudio) -> None:
-        now = trio.current_time()
-        self._last_rx_at = now
-        if self.first_audio_latency is None and msg.audio:
-            self.first_audio_latency = now - (self._first_text_at if self._first_text_at is not None else now)
         pieces = self._timeline.add(len(msg.audio), msg.alignment or msg.normalized_alignment)
-        try:
-            self._send_ch.send_nowait(AudioChunk(msg.audio, pieces))
-        except trio.ClosedResourceError:
-            pass
-        self._refresh()
-
-    def _on_final(self) -> None:
-        self._final = True
-        self._send_ch.close()
-        self._refresh()
-
-    def _fail(self, err: TTSError) -> None:
-        if not self._final and self._failure is None:
-            self._failure = err
-            self._send_ch.close()
+        self._deliver(AudioChunk(msg.audio, pieces), audio=bool(msg.audio))
 
 
 # ---------------------------------------------------------------- error mapping

@@ -1,0 +1,413 @@
+"""Deepgram Aura streaming TTS over the `/v1/speak` WebSocket (trio-websocket; the SDK's streaming
+client is asyncio-only, PROTOCOLS.md §2.2). The second TTS vendor, behind the same interface as
+ElevenLabs, for fallback: same Deepgram key as the STT.
+
+    tts = AuraTTS()                              # key, model, base URL from the environment
+    async with tts.session() as session:         # one warm connection per call
+        async with session.utterance() as utt:   # one per agent turn
+            await utt.send_text("Sure, ")
+            await utt.flush()
+            async for chunk in utt:              # μ-law 8 kHz, no alignment (Aura gives none)
+                ...
+
+- Text goes out as Speak messages as it arrives; a Flush follows the first clause (generation
+  starts at once) and every sentence end, and flush() sends the last one. The utterance ends when
+  the service has answered every Flush of it with Flushed (audio frames carry no id: one utterance
+  at a time per connection, audio belongs to the current one).
+- Leaving `utterance()` before the end (barge-in: the responder's scope is cancelled) sends Clear;
+  audio arriving until Cleared is stale and dropped (`session.stale_chunks_dropped`). The next
+  utterance waits for Cleared (at most `clear_timeout`, else it takes a fresh connection).
+- A connection the service closes while no utterance runs (idle) is replaced at once in the
+  background, so the next turn still finds a warm socket.
+- Failures raise TTSError subclasses from the utterance; the session stays usable (the next
+  utterance reconnects), except after an auth error. Deadlines as for every streaming TTS
+  (tts_stream.py): first_audio_timeout (off by default) and stall_timeout after flush().
+
+Environment: DEEPGRAM_API_KEY (required), DEEPGRAM_TTS_BASE_URL (ws/wss base of /v1/speak; falls
+back to DEEPGRAM_BASE_URL, then wss://api.deepgram.com), DEEPGRAM_TTS_MODEL (default
+aura-2-thalia-en). The key goes only into the Authorization header, never into logs or repr().
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import trio
+import trio_websocket
+
+from offhook.providers import aura_protocol as proto
+from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError
+from offhook.providers.common import Secret, again, close_text, host_of, reraise_single
+from offhook.providers.deepgram_protocol import close_code_of
+from offhook.providers.tts_stream import StreamedUtterance
+
+log = logging.getLogger("offhook.providers.aura")
+
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
+
+
+class AuraConfigError(TTSError, ValueError):
+    """Missing key or a bad setting, found at construction."""
+
+
+class AuraAuthError(TTSError):
+    """The service refused the key. Final for the session."""
+
+
+class AuraConnectionError(TTSError):
+    """Cannot connect, or the connection closed or broke under an utterance."""
+
+
+class AuraServiceError(TTSError):
+    """The service closed with an error code or sent an Error message."""
+
+
+class AuraProtocolError(TTSError):
+    """The service sent something that is not the protocol."""
+
+
+class AuraTimeout(TTSError):
+    """first_audio_timeout or stall_timeout passed."""
+
+
+class AuraTTS:
+    """TTSProvider for Deepgram Aura (see the module docstring)."""
+
+    name = "aura"
+    format: AudioFormat = ULAW_8K
+
+    def __init__(self, *, api_key: str | None = None, base_url: str | None = None, model: str | None = None,
+                 first_audio_timeout: float | None = None, stall_timeout: float | None = 2.0,
+                 connect_timeout: float = 5.0, send_timeout: float = 1.0, close_timeout: float = 0.5,
+                 clear_timeout: float = 1.0, eager_first_flush: bool = True, flush_sentences: bool = True) -> None:
+        key = api_key if api_key is not None else os.environ.get("DEEPGRAM_API_KEY", "")
+        if not key.strip():
+            raise AuraConfigError("Deepgram Aura TTS needs an API key: set DEEPGRAM_API_KEY "
+                                  "(or choose another TTS provider)")
+        self._key = Secret(key.strip())
+        self.model = model or os.environ.get("DEEPGRAM_TTS_MODEL") or proto.DEFAULT_MODEL
+        base = (base_url or os.environ.get("DEEPGRAM_TTS_BASE_URL") or os.environ.get("DEEPGRAM_BASE_URL")
+                or proto.DEFAULT_BASE_URL)
+        try:
+            self.url = proto.speak_url(base, model=self.model, encoding="mulaw", sample_rate=8000)
+        except ValueError as exc:
+            raise AuraConfigError(str(exc)) from None
+        self.first_audio_timeout = first_audio_timeout
+        self.stall_timeout = stall_timeout
+        self.connect_timeout = connect_timeout
+        self.send_timeout = send_timeout
+        self.close_timeout = close_timeout
+        self.clear_timeout = clear_timeout
+        self.eager_first_flush = eager_first_flush
+        self.flush_sentences = flush_sentences
+
+    def __repr__(self) -> str:
+        return f"AuraTTS(model={self.model!r}, url={self.url!r})"
+
+    def _headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"authorization", f"Token {self._key.value}".encode())]
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator["AuraSession"]:
+        try:
+            async with trio.open_nursery() as nursery:
+                session = AuraSession(self, nursery)
+                try:
+                    await session._connect()
+                    yield session
+                    await session._close_gracefully()
+                finally:
+                    session._closing = True
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            reraise_single(group)
+
+
+class _Connection:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.ws: trio_websocket.WebSocketConnection | None = None
+        self.scope = trio.CancelScope()
+        self.failure: TTSError | None = None
+        self.closing = False
+        self.current: AuraUtterance | None = None
+        self.flushes_sent = 0
+        self.flushes_answered = 0
+        self.clearing = False
+        self.cleared = trio.Event()
+        self.request_id: str | None = None
+
+    @property
+    def dead(self) -> bool:
+        return self.failure is not None or self.closing
+
+    def fail(self, err: TTSError) -> None:
+        if self.failure is None:
+            self.failure = err
+            if not self.closing:
+                log.warning("Aura connection %d failed: %s", self.index, err)
+        if self.current is not None:
+            self.current._fail(err)
+        self.cleared.set()
+        self.scope.cancel()
+
+
+class AuraSession:
+    """A call's warm connection (TTSSession)."""
+
+    def __init__(self, provider: AuraTTS, nursery: trio.Nursery) -> None:
+        self._p = provider
+        self._nursery = nursery
+        self._conn: _Connection | None = None
+        self._fatal: TTSError | None = None
+        self._closing = False
+        self._connect_lock = trio.Lock()  # one (re)connection at a time: the idle re-warm races a new turn
+        self.characters = 0
+        self.connections = 0
+        self.stale_chunks_dropped = 0
+        self.warnings: list[tuple[str, str]] = []
+
+    # -------------------------------------------------------- connection
+    async def _connect(self) -> _Connection:
+        if self._fatal is not None:
+            raise again(self._fatal)
+        conn = _Connection(self.connections)
+        self.connections += 1
+        await self._nursery.start(self._run_connection, conn)
+        self._conn = conn
+        return conn
+
+    async def _run_connection(self, conn: _Connection, *, task_status: trio.TaskStatus[None]) -> None:
+        p = self._p
+        started = False
+        try:
+            with conn.scope:
+                async with trio_websocket.open_websocket_url(
+                        p.url, extra_headers=p._headers(), connect_timeout=p.connect_timeout,
+                        disconnect_timeout=p.close_timeout) as ws:
+                    conn.ws = ws
+                    started = True
+                    task_status.started()
+                    await self._read(conn)
+        except trio_websocket.ConnectionRejected as exc:
+            err = _rejection_error(exc)
+            if isinstance(err, AuraAuthError):
+                self._fatal = err
+            if not started:
+                raise err from None
+            conn.fail(err)
+        except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
+                trio.BrokenResourceError) as exc:
+            if not started:
+                raise AuraConnectionError(f"cannot connect to Deepgram Aura at {host_of(p.url)}: {exc!r}") from None
+            if not conn.dead:
+                conn.fail(AuraConnectionError(f"Aura connection lost: {exc!r}"))
+        finally:
+            idle = conn.current is None and not conn.closing
+            if conn.failure is None:
+                conn.fail(AuraConnectionError("Aura connection closed"))
+            if started and idle and not self._closing and self._fatal is None and self._conn is conn:
+                # Closed while idle (the service's inactivity timeout): warm a new one for the next turn.
+                self._nursery.start_soon(self._rewarm, conn)
+
+    async def _rewarm(self, old: _Connection) -> None:
+        async with self._connect_lock:
+            if self._conn is old and not self._closing:
+                try:
+                    await self._connect()
+                except TTSError:
+                    pass  # the next utterance tries again and reports the error
+
+    async def _read(self, conn: _Connection) -> None:
+        assert conn.ws is not None
+        while True:
+            try:
+                raw = await conn.ws.get_message()
+            except trio_websocket.ConnectionClosed as exc:
+                conn.fail(_close_error(exc.reason))
+                return
+            try:
+                msg = proto.parse_server_message(raw)
+            except proto.ProtocolError as exc:
+                conn.fail(AuraProtocolError(f"malformed message from Deepgram Aura: {exc}"))
+                return
+            utt = conn.current
+            if isinstance(msg, proto.Audio):
+                if conn.clearing or utt is None or utt._final:
+                    self.stale_chunks_dropped += 1
+                else:
+                    utt._deliver(AudioChunk(msg.data, None))
+            elif isinstance(msg, proto.Flushed):
+                if not conn.clearing:
+                    conn.flushes_answered += 1
+                    if utt is not None:
+                        utt._check_done()
+            elif isinstance(msg, proto.Cleared):
+                # Whatever was asked before the Clear will not be answered any more.
+                conn.flushes_answered = conn.flushes_sent
+                conn.clearing = False
+                conn.cleared.set()
+            elif isinstance(msg, proto.Metadata):
+                conn.request_id = msg.request_id
+            elif isinstance(msg, proto.Warning_):
+                self.warnings.append((msg.code, msg.description))
+                log.warning("Deepgram Aura warning %s: %s", msg.code, msg.description)
+            elif isinstance(msg, proto.ServerError):
+                err_cls = AuraAuthError if (msg.code or "").upper().startswith("AUTH") else AuraServiceError
+                err = err_cls(f"Deepgram Aura error: {msg.description}" + (f" ({msg.code})" if msg.code else ""))
+                if isinstance(err, AuraAuthError):
+                    self._fatal = err
+                conn.fail(err)
+                return
+
+    async def _send(self, conn: _Connection, text: str) -> None:
+        if conn.failure is not None:
+            raise again(conn.failure)
+        assert conn.ws is not None
+        # Shielded with its own deadline: a frame cut in half by a cancellation would corrupt the stream.
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + self._p.send_timeout) as cs:
+            try:
+                await conn.ws.send_message(text)
+            except trio_websocket.ConnectionClosed as exc:
+                err = conn.failure or _close_error(exc.reason)
+                conn.fail(err)
+                raise again(err)
+        if cs.cancelled_caught:
+            err = AuraConnectionError(f"sending to Deepgram Aura took longer than {self._p.send_timeout:g} s")
+            conn.fail(err)
+            raise err
+
+    async def _close_gracefully(self) -> None:
+        self._closing = True
+        conn = self._conn
+        if conn is None or conn.dead or conn.ws is None:
+            return
+        conn.closing = True
+        with trio.move_on_after(self._p.close_timeout):
+            try:
+                await conn.ws.send_message(proto.close())
+                await conn.ws.aclose(1000)
+            except trio_websocket.ConnectionClosed:
+                pass
+
+    async def _ready_connection(self) -> _Connection:
+        conn = self._conn
+        if conn is not None and not conn.dead and conn.clearing:
+            with trio.move_on_after(self._p.clear_timeout):
+                await conn.cleared.wait()
+            if conn.clearing and not conn.dead:
+                log.info("Aura: no Cleared within %g s; replacing the connection", self._p.clear_timeout)
+                conn.closing = True
+                conn.scope.cancel()
+        async with self._connect_lock:
+            conn = self._conn
+            if conn is not None and not conn.dead:
+                return conn
+            if self._fatal is not None:
+                raise again(self._fatal)
+            log.info("Aura: reconnecting (connection %d)", self.connections)
+            return await self._connect()
+
+    # -------------------------------------------------------- utterances
+    @asynccontextmanager
+    async def utterance(self) -> AsyncIterator["AuraUtterance"]:
+        conn = await self._ready_connection()
+        utt = AuraUtterance(self, conn)
+        conn.current = utt
+        try:
+            yield utt
+        finally:
+            conn.current = None
+            self.characters += utt.characters
+            if not utt._final and utt._spoken and not conn.dead:
+                # Barge-in or an early exit: stop generation; audio until Cleared is dropped.
+                conn.clearing = True
+                conn.cleared = trio.Event()
+                try:
+                    await self._send(conn, proto.clear())
+                except TTSError:
+                    pass
+
+
+class AuraUtterance(StreamedUtterance):
+    """One agent turn on the session's connection (TTSUtterance)."""
+
+    vendor = "Deepgram Aura"
+    timeout_error = AuraTimeout
+
+    def __init__(self, session: AuraSession, conn: _Connection) -> None:
+        super().__init__(session._p.first_audio_timeout, session._p.stall_timeout)
+        self._session = session
+        self._conn = conn
+        self._p = session._p
+        self._held = ""
+        self._spoken = False         # a Speak went out: Clear needed to abort
+        self._unflushed = False      # Speak sent since the last Flush
+        self._flushed = False
+        self._target: int | None = None  # connection flush count that ends this utterance
+
+    async def send_text(self, text: str) -> None:
+        if self._flushed:
+            raise RuntimeError("send_text() after flush()")
+        if self._failure is not None:
+            raise again(self._failure)
+        if not text:
+            return
+        if not text.strip():
+            self._held += text
+            return
+        text, self._held = self._held + text, ""
+        first = not self._spoken
+        for start in range(0, len(text), proto.MAX_SPEAK_CHARS):
+            await self._session._send(self._conn, proto.speak(text[start:start + proto.MAX_SPEAK_CHARS]))
+        self._spoken = self._unflushed = True
+        self.characters += len(text)
+        self._text_sent()
+        if (first and self._p.eager_first_flush) or (self._p.flush_sentences and _SENTENCE_END.search(text)):
+            await self._send_flush()
+
+    async def _send_flush(self) -> None:
+        await self._session._send(self._conn, proto.flush())
+        self._conn.flushes_sent += 1
+        self._unflushed = False
+
+    async def flush(self) -> None:
+        if self._flushed:
+            return
+        if self._failure is not None:
+            raise again(self._failure)
+        self._flushed = True
+        if not self._spoken:
+            self._end_empty()
+            return
+        if self._unflushed:
+            await self._send_flush()
+        self._target = self._conn.flushes_sent
+        self._flush_sent()
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if self._target is not None and not self._final and self._conn.flushes_answered >= self._target:
+            self._on_final()
+
+    def _stalled(self, err: TTSError) -> None:
+        self._conn.fail(err)
+
+
+def _close_error(reason: trio_websocket.CloseReason | None) -> TTSError:
+    text = f"Deepgram Aura closed the connection: {close_text(reason)}"
+    if reason is not None and reason.code == 1000:
+        return AuraConnectionError(text)
+    if close_code_of(reason.reason if reason else None) is not None:
+        return AuraServiceError(text)
+    return AuraConnectionError(text)
+
+
+def _rejection_error(exc: trio_websocket.ConnectionRejected) -> TTSError:
+    body = (exc.body or b"")[:200].decode("utf-8", "replace")
+    if exc.status_code in (401, 403):
+        return AuraAuthError(f"Deepgram Aura refused the API key (HTTP {exc.status_code}): {body}")
+    return AuraConnectionError(f"Deepgram Aura refused the connection (HTTP {exc.status_code}): {body}")
