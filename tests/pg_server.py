@@ -10,6 +10,7 @@ cluster belongs to the `postgres` OS user (created by Debian's package) or, fail
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import pwd
 import shutil
@@ -18,6 +19,8 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 SKIP_REASON = ("no PostgreSQL server binaries (initdb/pg_ctl under /usr/lib/postgresql/*/bin); "
                "`apt-get install postgresql` (.ci/run does) to run the PostgreSQL store tests")
@@ -86,3 +89,24 @@ def pg_server():
             run(str(bindir / "pg_ctl"), "-D", data, "-w", "-t", "30", "-m", "immediate", "stop")
         finally:
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    """One server per test module (import this fixture into the module); skips without binaries."""
+    if pg_binaries() is None:
+        pytest.skip(SKIP_REASON)
+    with pg_server() as url:
+        yield url
+
+
+_names = itertools.count()
+
+
+def fresh_database(url: str) -> str:
+    """A new empty database on the server at `url`; returns its URL."""
+    import psycopg
+    name = f"t{os.getpid()}_{next(_names)}"
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    return url.replace("/postgres?", f"/{name}?", 1)

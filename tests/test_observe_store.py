@@ -1,33 +1,17 @@
 """The call store: the same tests against SQLite and against a real PostgreSQL server started here."""
-import itertools
 import sqlite3
 
 import psycopg
 import pytest
 import trio
+from trio.testing import wait_all_tasks_blocked
 
 from observe_helpers import sample_record
-from offhook.observe.record import BargeInRecord, CallRecord, EndedBy, EndReason, EventRecord, TurnRecord
+from offhook.observe.record import CallRecord, EndReason, TurnRecord
 from offhook.observe.store import SCHEMA_VERSION, StoreError, open_store
 from offhook.server.config import Config
-from pg_server import SKIP_REASON, pg_binaries, pg_server
-
-_db_names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    if pg_binaries() is None:
-        pytest.skip(SKIP_REASON)
-    with pg_server() as url:
-        yield url
-
-
-def _fresh_pg_db(url: str) -> str:
-    name = f"t{next(_db_names)}"
-    with psycopg.connect(url, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {name}")
-    return url.replace("/postgres?", f"/{name}?", 1)
+from pg_server import fresh_database as _fresh_pg_db
+from pg_server import pg_url  # noqa: F401 (fixture)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -140,9 +124,10 @@ def test_the_record_is_snapshotted_when_written(config):
         async with open_store(config) as store:
             rec = CallRecord("CAsnap", started_at=5.0)
             async with trio.open_nursery() as n:
-                n.start_soon(store.start_call, rec)
-                await trio.sleep(0)
-                rec.turns.append(TurnRecord(0, caller_text="after the write began"))
+                async with store._limiter:  # the store's worker is busy: this write has to queue
+                    n.start_soon(store.start_call, rec)
+                    await wait_all_tasks_blocked()
+                    rec.turns.append(TurnRecord(0, caller_text="after the write was queued"))
             assert (await store.get_call("CAsnap")).turns == []
     run(main)
 
@@ -195,3 +180,19 @@ def test_reader_refuses_a_missing_store_and_pg_errors_hide_the_password(tmp_path
     with pytest.raises(StoreError) as e:
         run(unreachable)
     assert "hunter2" not in str(e.value) and "***" in str(e.value)
+
+
+def test_postgresql_reconnects_after_losing_its_connection(pg_url, tmp_path):
+    url = _fresh_pg_db(pg_url)
+    cfg = Config.load(env={}, validate_signatures=False, database_url=url, data_dir=str(tmp_path))
+
+    async def main():
+        async with open_store(cfg) as store:
+            await store.start_call(CallRecord("CA1", started_at=1.0))
+            pid = store._db.info.backend_pid
+            with psycopg.connect(url, autocommit=True) as admin:  # the database restarts, say
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            await store.finish_call(sample_record("CA1", started_at=1.0, duration=2.0))
+            assert store._db.info.backend_pid != pid
+            assert (await store.get_call("CA1")).complete
+    run(main)
