@@ -33,7 +33,7 @@ import trio
 from offhook.observe import dashboard
 from offhook.observe.cost import CostLedger
 from offhook.observe.metrics import CONTENT_TYPE, Metrics
-from offhook.observe.record import CallRecord, EndedBy, EndReason, EventKind, EventRecord
+from offhook.observe.record import CallRecord, EventRecord
 from offhook.observe.recording import CallRecorder, keep_decision
 from offhook.observe.report import RECORDING_EVENT, compute
 from offhook.observe.retention import recording_file, retention_task
@@ -46,9 +46,6 @@ DASHBOARD_MAX_CALLS = 5000
 MAX_DAYS = 366
 CHUNK = 64 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-_ENDED_BY = {"caller": EndedBy.CALLER, "agent": EndedBy.AGENT, "server": EndedBy.SYSTEM, "system": EndedBy.SYSTEM,
-             "error": EndedBy.SYSTEM}
 
 
 def _headers(scope) -> dict[str, str]:
@@ -160,25 +157,13 @@ class Observer:
         snap = CallRecord.from_dict(rec.to_dict())
         self._submit(lambda: self.store.start_call(snap))
 
-    def _complete(self, rec: CallRecord, call) -> None:
-        """The edge completes the record before this hook; do it here if it did not (older edge code)."""
-        if not rec.complete:
-            try:
-                rec.end_reason = EndReason(call.end_reason or "server_shutdown")
-            except ValueError:
-                rec.end_reason = EndReason.ERROR_INTERNAL
-            rec.ended_by = _ENDED_BY.get(call.ended_by or "", EndedBy.UNKNOWN)
-            rec.complete = True
-        if getattr(call, "bad", None) and not any(e.kind == EventKind.BAD_MESSAGE.value for e in rec.events):
-            for kind, n in sorted(call.bad.items()):
-                rec.events.append(EventRecord(EventKind.BAD_MESSAGE.value, 0.0, f"{kind}:{n}"))
-
     def call_ended(self, call) -> None:
         self.metrics.active_calls.dec()
         rec: CallRecord | None = getattr(call, "record", None)
         if rec is None or not valid_sid(rec.call_sid):
             return
-        self._complete(rec, call)
+        if not rec.complete:  # the edge completes it before the hooks run (MediaCall.complete_record)
+            log.warning("call %s ended with its record not completed by the edge; storing it as is", rec.call_sid)
         # The duration comes from the call clock (trio.current_time(), injected in tests), not from two
         # wall-clock readings; in production the two agree to the millisecond.
         rec.ended_at = rec.started_at + max(0.0, trio.current_time() - call.t0)
