@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from functools import partial
 
 import trio
 from trio.testing import MockClock
@@ -29,7 +30,7 @@ async def running_server(handler_factory=None, **cfg):
     config = Config.load(env={}, **cfg)
     app = OffhookApp(config, handler_factory or (lambda call: EchoHandler(call)))
     async with trio.open_nursery() as nursery:
-        base = await nursery.start(serve_app, app, "127.0.0.1", 0)
+        base = await nursery.start(partial(serve_app, app, "127.0.0.1", 0, shutdown_trigger=app.drained.wait))
         app.base_http = base
         app.base_ws = base.replace("http://", "ws://")
         yield app

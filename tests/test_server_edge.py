@@ -1,5 +1,6 @@
 """The real server (hypercorn trio, loopback) driven by the simulated caller and raw WS clients."""
 import json
+import os
 import wave
 from functools import partial
 
@@ -91,16 +92,23 @@ def test_status_callback_is_recorded_and_after_stream_serves_next_twiml():
                 assert app.statuses["CA7"]["CallDuration"] == "42"
                 hang = await post("/twilio/after-stream", {"CallSid": "CA7"})
                 assert "<Hangup />" in hang.text
-                app.after_actions["CA8"] = (0.0, AfterAction("voicemail", "Please leave a message."))
                 import time
                 app.after_actions["CA8"] = (time.monotonic(), AfterAction("voicemail", "Please leave a message."))
                 vm = await post("/twilio/after-stream", {"CallSid": "CA8"})
-                assert "<Say>Please leave a message.</Say>" in vm.text and "<Record" in vm.text
+                assert "<Say>Please leave a message.</Say>" in vm.text
+                assert '<Record action="https://voice.example.com/twilio/after-stream"' in vm.text
+                # the recording's result comes back to the same URL; then the call hangs up
+                done = await post("/twilio/after-stream", {"CallSid": "CA8", "RecordingDuration": "7",
+                                                           "RecordingUrl": "https://api.twilio.com/RE1"})
+                assert "<Hangup />" in done.text and "<Record" not in done.text
+                assert app.voicemails["CA8"] == {"RecordingUrl": "https://api.twilio.com/RE1",
+                                                 "RecordingDuration": "7"}
                 app.after_actions["CA9"] = (time.monotonic(), AfterAction("dial", number="+15550001111"))
                 dial = await post("/twilio/after-stream", {"CallSid": "CA9"})
                 assert "<Number>+15550001111</Number>" in dial.text
                 health = (await http.get("/healthz")).json()
-                assert health == {"status": "ok", "active_calls": 0}
+                assert health == {"status": "ok", "active_calls": 0, "calls_total": 0, "worker": app.server_id,
+                                  "pid": os.getpid()}
                 assert (await http.get("/nope")).status_code == 404
                 big = await http.post("/twilio/status", content=b"x=" + b"y" * 100_000,
                                       headers={"content-type": "application/x-www-form-urlencoded"})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 from typing import Callable
 from urllib.parse import parse_qsl
@@ -23,6 +25,8 @@ from offhook.twilio.signature import SignatureChecker, public_url
 log = logging.getLogger("offhook.server")
 
 MAX_BODY = 64 * 1024
+CLOSE_GRACE_S = 5.0         # drain: calls told to end get this long to close their sockets
+AFTER_STREAM_GRACE_S = 10.0  # drain: ... and Twilio this long to fetch their voicemail TwiML from us
 
 
 def _headers(scope) -> dict[str, str]:
@@ -50,12 +54,20 @@ class OffhookApp:
         self.active: dict[str, MediaCall] = {}
         self.after_actions: dict[str, tuple[float, AfterAction]] = {}
         self.statuses: dict[str, dict] = {}
+        self.voicemails: dict[str, dict] = {}     # CallSid -> RecordingUrl, RecordingDuration
         self.finished: list[MediaCall] = []       # recent calls, newest last (bounded)
         self.rejected: list[tuple[str, str]] = []  # (path, remote) of refused requests
         self.call_started_hooks: list[Callable[[MediaCall], None]] = []
         self.call_ended_hooks: list[Callable[[MediaCall], None]] = []
         self.status_hooks: list[Callable[[dict], None]] = []
-        self.accepting = True
+        self.extra_routes: dict = {}
+        self.server_id = config.server_id or socket.gethostname()
+        self.calls_total = 0
+        self.accepting = True        # False while draining: new calls are handed over, not answered
+        self.drained = trio.Event()  # set when a drain has finished: the server may stop
+        self.handed_over: list[str] = []  # call sids the drain sent to voicemail
+        self._changed = trio.Event()  # pulsed when a call starts/ends or an after-stream is fetched
+        self._drain_wait: trio.CancelScope | None = None
 
     # ---------------------------------------------------------------- ASGI entry
     async def __call__(self, scope, receive, send):
@@ -107,7 +119,7 @@ class OffhookApp:
             ("POST", "/twilio/after-stream"): self._after_stream,
             ("POST", "/twilio/status"): self._status,
         }
-        extra = getattr(self, "extra_routes", {})
+        extra = self.extra_routes
         if (method, path) in routes:
             body = await self._read_body(receive)
             if body is None:
@@ -124,9 +136,9 @@ class OffhookApp:
             status, ctype, out = await routes[(method, path)](scope, headers, params)
             return await self._respond(send, status, out, ctype)
         if path == "/healthz" and method == "GET":
-            return await self._respond(send, 200, json.dumps(
-                {"status": "ok" if self.accepting else "draining", "active_calls": len(self.active)}),
-                "application/json")
+            # 503 while draining, so a load balancer's health check takes this process out of rotation
+            return await self._respond(send, 200 if self.accepting else 503, json.dumps(self.health()),
+                                       "application/json")
         if (method, path) in extra:
             return await extra[(method, path)](scope, receive, send)
         for (m, prefix), fn in extra.items():
@@ -144,14 +156,21 @@ class OffhookApp:
     def media_url(self, headers: dict[str, str], scheme: str) -> str:
         return public_url("/twilio/media", headers, self.config.public_url, scheme, websocket=True)
 
+    def health(self) -> dict:
+        return {"status": "ok" if self.accepting else "draining", "active_calls": len(self.active),
+                "calls_total": self.calls_total, "worker": self.server_id, "pid": os.getpid()}
+
     async def _voice(self, scope, headers, params):
         scheme = scope.get("scheme", "http")
         if not self.accepting:
-            # draining: do not start new calls here
-            return 503, "text/plain", "draining"
+            # Draining: hand the caller over rather than answer 503, which Twilio turns into "an
+            # application error has occurred" (unless a fallback URL is set) and the caller is lost.
+            log.info("draining: call %s handed over at the webhook", params.get("CallSid", "?"))
+            return 200, "application/xml", self._handover_twiml(self.config.voicemail_prompt,
+                                                                 self._after_url(headers, scheme))
         xml = twiml.connect_stream(
             self.media_url(headers, scheme),
-            public_url("/twilio/after-stream", headers, self.config.public_url, scheme),
+            self._after_url(headers, scheme),
             {"from": params.get("From", ""), "to": params.get("To", ""), "callSid": params.get("CallSid", "")},
         )
         return 200, "application/xml", xml
@@ -161,14 +180,29 @@ class OffhookApp:
         for sid, (t, _) in list(self.after_actions.items()):
             if now - t > 3600:
                 del self.after_actions[sid]
-        _, action = self.after_actions.pop(params.get("CallSid", ""), (0.0, AfterAction()))
+        sid = params.get("CallSid", "")
+        if params.get("RecordingUrl"):  # Twilio posts the voicemail <Record> result back here
+            self.voicemails[sid] = {k: params.get(k, "") for k in ("RecordingUrl", "RecordingDuration")}
+            log.info("call %s left a voicemail (%s s)", sid, params.get("RecordingDuration", "?"))
+        _, action = self.after_actions.pop(sid, (0.0, AfterAction()))
+        self._pulse()
+        here = self._after_url(headers, scope.get("scheme", "http"))  # the recording comes back here
         if action.kind == "voicemail":
-            xml = twiml.voicemail(action.prompt or self.config.voicemail_prompt)
+            xml = twiml.voicemail(action.prompt or self.config.voicemail_prompt, action_url=here)
         elif action.kind == "dial" and action.number:
-            xml = twiml.dial_human(action.number, fallback_prompt=self.config.voicemail_prompt)
+            xml = twiml.dial_human(action.number, fallback_prompt=self.config.voicemail_prompt, action_url=here)
         else:
             xml = twiml.hangup()
         return 200, "application/xml", xml
+
+    def _after_url(self, headers, scheme: str) -> str:
+        return public_url("/twilio/after-stream", headers, self.config.public_url, scheme)
+
+    def _handover_twiml(self, prompt: str, action_url: str) -> str:
+        """A human when a handoff number is configured (voicemail if nobody answers), else voicemail."""
+        if self.config.handoff_number:
+            return twiml.dial_human(self.config.handoff_number, fallback_prompt=prompt, action_url=action_url)
+        return twiml.voicemail(prompt, action_url=action_url)
 
     async def _status(self, scope, headers, params):
         rec = {k: params.get(k, "") for k in ("CallSid", "CallStatus", "CallDuration", "From", "To", "Timestamp")}
@@ -204,10 +238,23 @@ class OffhookApp:
                     except Exception:
                         pass  # already closed by the peer
 
+    def _pulse(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            await self._changed.wait()
+
     def _call_started(self, call: MediaCall) -> None:
         self.active[call.call_sid] = call
+        self.calls_total += 1
+        self._pulse()
         for hook in self.call_started_hooks:
-            hook(call)
+            try:
+                hook(call)
+            except Exception:
+                log.exception("call-started hook failed for %s", call.call_sid)
 
     def _call_ended(self, call: MediaCall) -> None:
         self.active.pop(call.call_sid, None)
@@ -220,3 +267,37 @@ class OffhookApp:
                 hook(call)
             except Exception:
                 log.exception("call-ended hook failed for %s", call.call_sid)
+        self._pulse()
+
+    # ---------------------------------------------------------------- graceful drain
+    async def drain(self, timeout: float) -> None:
+        """Stop taking calls; let active calls go on for up to `timeout` s, then hand the rest to
+        voicemail; return (and set `drained`) once they are gone and Twilio has fetched what comes next.
+        New calls meanwhile get the hand-over TwiML at the webhook. Idempotent."""
+        if not self.accepting:
+            await self.drained.wait()
+            return
+        self.accepting = False
+        log.warning("draining: %d active call(s) may go on for up to %.0f s; new calls are handed over",
+                    len(self.active), timeout)
+        with trio.move_on_after(timeout) as self._drain_wait:
+            await self._until(lambda: not self.active)
+        left = list(self.active.values())
+        if left:
+            log.warning("drain timeout: handing %d call(s) to voicemail", len(left))
+        after = AfterAction("voicemail", self.config.voicemail_prompt)
+        for call in left:
+            self.handed_over.append(call.call_sid)
+            call.event("drain_handover")
+            call.end("server_shutdown", "system", after=after)
+        with trio.move_on_after(CLOSE_GRACE_S):
+            await self._until(lambda: not self.active)
+        with trio.move_on_after(AFTER_STREAM_GRACE_S):
+            await self._until(lambda: not any(sid in self.after_actions for sid in self.handed_over))
+        log.warning("drained: %d call(s) handed to voicemail, %d still open", len(left), len(self.active))
+        self.drained.set()
+
+    def drain_now(self) -> None:
+        """Cut the drain's waiting short (a second SIGTERM/SIGINT): hand active calls over at once."""
+        if self._drain_wait is not None:
+            self._drain_wait.cancel()

@@ -35,12 +35,18 @@ def voicemail(prompt: str, action_url: str | None = None, max_length_s: int = 12
 
 
 def dial_human(number: str, caller_id: str | None = None, timeout_s: int = 20,
-               fallback_prompt: str | None = None) -> str:
+               fallback_prompt: str | None = None, action_url: str | None = None) -> str:
+    """Dial a person; when nobody answers, the verbs after <Dial> run: voicemail with fallback_prompt.
+    action_url receives the recording (without it Twilio posts to the URL that served this TwiML)."""
     resp = VoiceResponse()
     dial = Dial(caller_id=caller_id, timeout=timeout_s) if caller_id else Dial(timeout=timeout_s)
     dial.number(number)
     resp.append(dial)
     if fallback_prompt:
         resp.say(fallback_prompt)
-        resp.record(max_length=120, play_beep=True)
+        kw = {"max_length": 120, "play_beep": True}
+        if action_url:
+            kw["action"] = action_url
+        resp.record(**kw)
+        resp.hangup()
     return str(resp)
