@@ -7,6 +7,7 @@ sockets: emulated latencies and the agent's own deadlines are exact in trio time
 from __future__ import annotations
 
 import functools
+import uuid
 import re
 from pathlib import Path
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -90,6 +91,7 @@ class Rig:
         return [t for t in texts if t.strip()]  # the client keeps an empty context open for keep-alives
 
     async def call(self, steps, **kw):
+        kw.setdefault("call_sid", "CA" + uuid.uuid4().hex)  # the STT emulator's board is keyed by it
         caller = SimCaller(self.app.base_ws + "/twilio/media", from_dict({"steps": steps}), auth_token=TOKEN,
                            signed_url=SIGNED_URL, **kw)
         result = await caller.run()

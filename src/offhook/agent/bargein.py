@@ -24,16 +24,23 @@ class BargeInDetector:
     _gap: int = 0
     _onset: float | None = None
     _fired: bool = False
+    _speech_since: float | None = None  # start of the current run of VAD speech, whatever its level
 
     def frame(self, speech: bool, level_db: float, agent_db: float | None, now: float) -> float | None:
-        """Feed one inbound frame (received at `now`). Returns the burst's onset time when the
-        burst has just become a barge-in, else None. agent_db None: the agent is not audible."""
+        """Feed one inbound frame (received at `now`). Returns the burst's onset time (where its
+        speech began) when the burst has just become a barge-in, else None. agent_db None: the agent
+        is not talking; -inf: it is mid-reply but silent at this moment (any speech counts)."""
+        if speech:
+            if self._speech_since is None:
+                self._speech_since = now - FRAME_S
+        else:
+            self._speech_since = None
         if agent_db is None:
             self.reset()
             return None
         if speech and level_db >= agent_db - self.margin_db:
             if self._onset is None:
-                self._onset = now - FRAME_S
+                self._onset = min(now - FRAME_S, self._speech_since if self._speech_since is not None else now)
             self._run_ms += FRAME_S * 1000
             self._gap = 0
             if not self._fired and self._run_ms >= self.min_ms - 1e-6:
@@ -79,3 +86,27 @@ class AgentLevels:
         lo = max(0, i - self.tail_frames)
         window = lv[lo:i + 1]
         return max(window) if window else None
+
+
+def heard_words(alignment, heard_ms: float) -> str:
+    """The words of an utterance whose audio had fully played by heard_ms, from the TTS alignment
+    ((text, start_ms, end_ms) pieces that concatenate to the spoken text). A word counts as heard
+    once its last character has played (its trailing space or punctuation need not have)."""
+    out: list[str] = []
+    word = ""
+    word_end = 0.0
+    for text, _, end in alignment:
+        for ch in text:
+            if ch.isspace():
+                if word:
+                    if word_end > heard_ms:
+                        return " ".join(out)
+                    out.append(word)
+                    word = ""
+                continue
+            word += ch
+            if ch.isalnum():
+                word_end = end
+    if word and word_end <= heard_ms:
+        out.append(word)
+    return " ".join(out)

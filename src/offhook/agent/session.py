@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from offhook.agent.backchannel import is_backchannel
-from offhook.agent.bargein import AgentLevels, BargeInDetector
+from offhook.agent.bargein import AgentLevels, BargeInDetector, heard_words
 from offhook.agent.confirm import confirmation_for, is_affirmative
 from offhook.agent.endpointing import EndpointPolicy, TurnContext, expecting_from_question
 from offhook.agent.fallback_tts import Voice
@@ -139,7 +139,7 @@ class AgentCall:
         if onset is not None:
             await self._barge_in(onset, now)
         was = self.turns.voicing
-        self.turns.open = self.barge is not None or not self.pacer.playing(now)
+        self.turns.open = self.barge is not None or not self._agent_talking(now)
         for act in self.turns.frame(speech, now):
             self._act(act)
         if self.turns.voicing != was:
@@ -229,7 +229,11 @@ class AgentCall:
             self._settle_barge_in(now)
             deadline = self.turns.next_deadline()
             if self.barge is not None:
-                deadline = min(deadline, self.barge.record.onset + self.call.t0 + FALSE_BARGE_S)
+                settle = self.barge.record.onset + self.call.t0 + FALSE_BARGE_S
+                if settle > now:
+                    deadline = min(deadline, settle)
+            # a deadline that passed without a decision waits for input, re-checked each frame
+            deadline = max(deadline, now + FRAME_S)
             self._poke = trio.Event()
             with trio.move_on_at(deadline):
                 await self._poke.wait()
@@ -368,7 +372,9 @@ class AgentCall:
         if self.barge is not None and self.barge.reply is reply:
             return  # cut to what was heard by the barge-in
         words = reply.fixed if reply.kind == "resume" else reply.generated.strip()
-        if reply.turn is not None:
+        if reply.turn is not None and reply.kind == "resume":
+            reply.turn.agent_text_heard = f"{reply.turn.agent_text_heard} {words}".strip()
+        elif reply.turn is not None:
             reply.turn.agent_text_generated = words
             reply.turn.agent_text_heard = words
         if reply.kind == "resume" and reply.history_msg is not None:
@@ -421,13 +427,23 @@ class AgentCall:
 
     # ------------------------------------------------------------ barge-in
     def _agent_level(self, now: float) -> float | None:
-        if not self.pacer.playing(now):
-            return None
-        for uid in reversed(list(self.pacer.utterances)[-3:]):
-            level = self.levels.at(self.pacer.utterances[uid], now)
-            if level is not None:
-                return level
+        """The level of the agent audio the caller hears now; -inf when the agent is mid-reply but
+        momentarily silent (waiting for the next clause); None when it is not talking."""
+        if self.pacer.playing(now):
+            for uid in reversed(list(self.pacer.utterances)[-3:]):
+                level = self.levels.at(self.pacer.utterances[uid], now)
+                if level is not None:
+                    return level
+        if self.barge is None and self._mid_reply():
+            return -math.inf
         return None
+
+    def _mid_reply(self) -> bool:
+        reply = self.speaking
+        return reply is not None and bool(reply.utterance_ids) and not reply.finished.is_set()
+
+    def _agent_talking(self, now: float) -> bool:
+        return self.pacer.playing(now) or self._mid_reply()
 
     async def _barge_in(self, onset: float, now: float) -> None:
         words = self.turns.text
@@ -465,8 +481,9 @@ class AgentCall:
             u = self.pacer.utterances.get(uid)
             if u is not None:
                 h = self.pacer.heard(u)
-                if h is not None and h.text:
-                    parts.append(h.text)
+                text = heard_words(u.alignment, h.heard_ms) if u.alignment else h.text
+                if text:
+                    parts.append(text)
         return " ".join(parts)
 
     def _cut_history(self, reply: Reply, heard: str) -> None:

@@ -100,10 +100,10 @@ class TurnTaker:
         out: list = []
         if speech:
             self._run_ms += FRAME_S * 1000
+            self._await_voice = False
             if self._run_ms >= self.voiced_ms - 1e-6:
                 if not self.voicing:
                     self.voicing = True
-                    self._await_voice = False
                     if self._speculating is not None:
                         self._speculating = None
                         out.append(CancelSpeculation("resumed"))
@@ -119,7 +119,7 @@ class TurnTaker:
         return out
 
     def stt(self, ev, now: float) -> None:
-        if self._await_voice and not self.voicing and type(ev) in (Partial, Final):
+        if self._await_voice and type(ev) in (Partial, Final):
             return
         if type(ev) is Partial:
             if ev.text.strip():
