@@ -2,6 +2,9 @@
 audio: the wide kernels are picked at run time, so a caller on another machine must hear exactly
 what the portable code computes."""
 import audioop
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -115,3 +118,12 @@ def test_outbound_frames_identical_at_every_level(simd, level):
     simd(0)
     ref = OutboundPath(src_rate=24000)
     assert frames == ref.process(src) + ref.flush()
+
+
+@pytest.mark.parametrize("cap,expect", [("scalar", 0), ("avx2", min(BEST, 1)), ("", BEST), ("bogus", BEST)])
+def test_offhook_simd_environment_caps_the_kernels(cap, expect):
+    """An operator can force the portable kernels (or AVX2) without rebuilding."""
+    env = {**os.environ, "OFFHOOK_SIMD": cap}
+    out = subprocess.run([sys.executable, "-c", "from offhook.audio import _core; print(_core._simd_level())"],
+                         env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout) == expect
