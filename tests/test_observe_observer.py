@@ -251,6 +251,24 @@ def test_sampling_keeps_the_chosen_fraction_and_discards_the_rest(tmp_path):
     run(main)
 
 
+SHORT_CALL = {"steps": [{"wait_for_agent": {"quiet": 0.3}}, {"say": "hello there"},
+                        {"wait_for_agent": {"quiet": 0.5}}, {"hangup": True}]}
+
+
+def test_a_broken_recordings_dir_costs_the_recording_not_the_call(tmp_path):
+    (tmp_path / "recordings").write_text("not a directory")
+
+    async def main():
+        async with observed(tmp_path) as (app, obs):
+            result = await SimCaller(app.base_ws + "/twilio/media", from_dict(SHORT_CALL)).run()
+            await trio.sleep(0.1)
+            await obs.flush()
+            rec = await obs.store.get_call(result.call_sid)
+        assert not result.error and result.lines[0].latency is not None  # the call went on
+        assert rec.complete and rec.recording_path is None and len(rec.turns) == 1
+    run(main)
+
+
 def test_status_callback_corrects_the_twilio_minutes(tmp_path):
     async def main():
         async with observed(tmp_path) as (app, obs):

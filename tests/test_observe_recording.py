@@ -90,6 +90,20 @@ def test_a_long_call_records_in_bounded_memory(tmp_path):
     assert not list((tmp_path / "spool").iterdir())
 
 
+def test_a_full_disk_loses_the_recording_not_the_call(tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "CAfull.caller.ulaw").symlink_to("/dev/full")  # every flush fails with ENOSPC
+    r = CallRecorder(spool, "CAfull")
+    for k in range(500):  # 10 s: more than the write buffer, so it flushes
+        r.caller(bytes([CALLER]) * F, 0.02 * (k + 1))
+        r.agent(bytes([AGENT]) * F, 0.02 * k)
+    assert r.failed
+    r.close()
+    r.discard()
+    assert not list(spool.iterdir())
+
+
 def test_frames_after_the_end_are_ignored(tmp_path):
     r = CallRecorder(tmp_path, "CA4")
     r.caller(bytes([CALLER]) * F, 0.02)

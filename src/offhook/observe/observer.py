@@ -153,9 +153,12 @@ class Observer:
         if not valid_sid(rec.call_sid):
             log.warning("call with an unusable sid %r: not recorded", rec.call_sid[:80])
             return
-        call.recorder = CallRecorder(self.spool, rec.call_sid)
         snap = CallRecord.from_dict(rec.to_dict())
         self._submit(lambda: self.store.start_call(snap))
+        try:
+            call.recorder = CallRecorder(self.spool, rec.call_sid)
+        except OSError as e:  # monitoring trouble must never cost the caller the call
+            log.warning("call %s: not recording (%s)", rec.call_sid, e)
 
     def call_ended(self, call) -> None:
         self.metrics.active_calls.dec()
@@ -170,7 +173,10 @@ class Observer:
         if not rec.usage.twilio_seconds:
             rec.usage.twilio_seconds = max(0.0, rec.duration or 0.0)
         rec.cost = self.ledger.cost(rec.usage)
-        self.metrics.call_finished(rec)
+        try:
+            self.metrics.call_finished(rec)
+        except Exception:  # a malformed record must still be stored
+            log.exception("call %s: metrics not updated", rec.call_sid)
         recorder: CallRecorder | None = getattr(call, "recorder", None)
         why = keep_decision(rec, self.config.recording_sample_rate) if recorder is not None else None
         if recorder is not None:
@@ -182,15 +188,23 @@ class Observer:
             if status and status["duration"] is not None:
                 self._apply_twilio_duration(snap, status["duration"])
             if recorder is not None:
-                if why:
-                    rel = f"{datetime.fromtimestamp(snap.started_at, timezone.utc):%Y-%m-%d}/{snap.call_sid}.wav"
-                    await trio.to_thread.run_sync(recorder.save, self.root / rel)
-                    snap.recording_path = rec.recording_path = rel
-                    snap.events.append(EventRecord(RECORDING_EVENT, snap.duration or 0.0, why))
-                else:
-                    await trio.to_thread.run_sync(recorder.discard)
+                await self._keep_or_discard(recorder, snap, why)
+                rec.recording_path = snap.recording_path
             await self.store.finish_call(snap)
         self._submit(job)
+
+    async def _keep_or_discard(self, recorder: CallRecorder, snap: CallRecord, why: str | None) -> None:
+        """Save the WAV when kept (else drop the spool); a failure costs the recording, never the record."""
+        try:
+            if why and not recorder.failed:
+                rel = f"{datetime.fromtimestamp(snap.started_at, timezone.utc):%Y-%m-%d}/{snap.call_sid}.wav"
+                await trio.to_thread.run_sync(recorder.save, self.root / rel)
+                snap.recording_path = rel
+                snap.events.append(EventRecord(RECORDING_EVENT, snap.duration or 0.0, why))
+            else:
+                await trio.to_thread.run_sync(recorder.discard)
+        except OSError as e:
+            log.warning("call %s: recording not kept (%s)", snap.call_sid, e)
 
     def _apply_twilio_duration(self, rec: CallRecord, seconds: float) -> None:
         """Twilio's billed duration replaces our stream-time estimate; the cost metric catches up."""

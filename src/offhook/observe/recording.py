@@ -13,6 +13,7 @@ everything scheduled after it: the caller never heard that audio, so neither doe
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import wave
 from collections import deque
@@ -23,6 +24,8 @@ import numpy as np
 from offhook.audio import ulaw_decode
 from offhook.observe.measures import caller_hung_up, is_error, HANDOFF_REASONS
 from offhook.observe.record import CallRecord
+
+log = logging.getLogger("offhook.recording")
 
 RATE = 8000
 FRAME = 160
@@ -58,20 +61,35 @@ class _Track:
     def __init__(self, path: Path):
         self.path = path
         self.end = 0             # samples written
+        self.failed = False      # disk trouble: this recording is lost, the call goes on
         self._f = None
 
     def write(self, pos: int, data: bytes) -> None:
         if pos < self.end:       # rounding overlap with the previous frame: keep the earlier audio
             data = data[self.end - pos:]
             pos = self.end
-        if not data:
+        if not data or self.failed:
             return
-        if self._f is None:
-            self._f = open(self.path, "wb", buffering=_BUF)
-        if pos > self.end:
-            self._f.write(bytes([SILENCE]) * (pos - self.end))
-        self._f.write(data)
+        try:
+            if self._f is None:
+                self._f = open(self.path, "wb", buffering=_BUF)
+            if pos > self.end:
+                self._f.write(bytes([SILENCE]) * (pos - self.end))
+            self._f.write(data)
+        except OSError as e:
+            self.failed = True
+            log.warning("recording %s failed, the call goes on unrecorded: %s", self.path.name, e)
+            self._close_quietly()
+            return
         self.end = pos + len(data)
+
+    def _close_quietly(self) -> None:
+        try:
+            self.close()
+        except OSError as e:  # the final flush failed: the spool is incomplete
+            self.failed = True
+            self._f = None
+            log.warning("recording %s failed at close: %s", self.path.name, e)
 
     def close(self) -> None:
         if self._f is not None:
@@ -156,9 +174,13 @@ class CallRecorder:
         while self._pending:
             pos, f = self._pending.popleft()
             self._agent.write(pos, f)
-        self._caller.close()
-        self._agent.close()
+        self._caller._close_quietly()
+        self._agent._close_quietly()
         self.closed = True
+
+    @property
+    def failed(self) -> bool:
+        return self._caller.failed or self._agent.failed
 
     @property
     def seconds(self) -> float:
