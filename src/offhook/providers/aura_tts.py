@@ -33,44 +33,46 @@ import logging
 import os
 import re
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncContextManager, AsyncIterator
 
 import trio
 import trio_websocket
 
 from offhook.providers import aura_protocol as proto
 from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError
-from offhook.providers.common import Secret, again, close_text, host_of, reraise_single
+from offhook.providers.common import Secret, again, close_text
 from offhook.providers.deepgram_protocol import close_code_of
-from offhook.providers.tts_stream import StreamedUtterance
+from offhook.providers.tts_stream import (ErrorKinds, StreamedUtterance, TTSAuthError, TTSConfigError,
+                                          TTSConnectionError, TTSProtocolError, TTSServiceError, TTSTimeout,
+                                          WarmSession, WsConnection, open_session)
 
 log = logging.getLogger("offhook.providers.aura")
 
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
 
 
-class AuraConfigError(TTSError, ValueError):
-    """Missing key or a bad setting, found at construction."""
+class AuraConfigError(TTSConfigError):
+    pass
 
 
-class AuraAuthError(TTSError):
-    """The service refused the key. Final for the session."""
+class AuraAuthError(TTSAuthError):
+    pass
 
 
-class AuraConnectionError(TTSError):
-    """Cannot connect, or the connection closed or broke under an utterance."""
+class AuraConnectionError(TTSConnectionError):
+    pass
 
 
-class AuraServiceError(TTSError):
-    """The service closed with an error code or sent an Error message."""
+class AuraServiceError(TTSServiceError):
+    pass
 
 
-class AuraProtocolError(TTSError):
-    """The service sent something that is not the protocol."""
+class AuraProtocolError(TTSProtocolError):
+    pass
 
 
-class AuraTimeout(TTSError):
-    """first_audio_timeout or stall_timeout passed."""
+class AuraTimeout(TTSTimeout):
+    pass
 
 
 class AuraTTS:
@@ -110,29 +112,13 @@ class AuraTTS:
     def _headers(self) -> list[tuple[bytes, bytes]]:
         return [(b"authorization", f"Token {self._key.value}".encode())]
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator["AuraSession"]:
-        try:
-            async with trio.open_nursery() as nursery:
-                session = AuraSession(self, nursery)
-                try:
-                    await session._connect()
-                    yield session
-                    await session._close_gracefully()
-                finally:
-                    session._closing = True
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            reraise_single(group)
+    def session(self) -> AsyncContextManager["AuraSession"]:
+        return open_session(lambda nursery: AuraSession(self, nursery))
 
 
-class _Connection:
+class _Connection(WsConnection):
     def __init__(self, index: int) -> None:
-        self.index = index
-        self.ws: trio_websocket.WebSocketConnection | None = None
-        self.scope = trio.CancelScope()
-        self.failure: TTSError | None = None
-        self.closing = False
+        super().__init__(index, "Aura", log)
         self.current: AuraUtterance | None = None
         self.flushes_sent = 0
         self.flushes_answered = 0
@@ -140,78 +126,46 @@ class _Connection:
         self.cleared = trio.Event()
         self.request_id: str | None = None
 
-    @property
-    def dead(self) -> bool:
-        return self.failure is not None or self.closing
+    def utterances(self) -> list["AuraUtterance"]:
+        return [self.current] if self.current is not None else []
 
     def fail(self, err: TTSError) -> None:
-        if self.failure is None:
-            self.failure = err
-            if not self.closing:
-                log.warning("Aura connection %d failed: %s", self.index, err)
-        if self.current is not None:
-            self.current._fail(err)
+        super().fail(err)
         self.cleared.set()
-        self.scope.cancel()
 
 
-class AuraSession:
+class AuraSession(WarmSession[_Connection]):
     """A call's warm connection (TTSSession)."""
 
+    vendor = "Deepgram Aura"
+    errors = ErrorKinds(AuraAuthError, AuraConnectionError, AuraServiceError, AuraProtocolError, AuraTimeout)
+    log = log
+
     def __init__(self, provider: AuraTTS, nursery: trio.Nursery) -> None:
-        self._p = provider
-        self._nursery = nursery
-        self._conn: _Connection | None = None
-        self._fatal: TTSError | None = None
-        self._closing = False
+        super().__init__(provider, nursery)
+        self._p: AuraTTS = provider
         self._connect_lock = trio.Lock()  # one (re)connection at a time: the idle re-warm races a new turn
-        self.characters = 0
-        self.connections = 0
-        self.stale_chunks_dropped = 0
         self.warnings: list[tuple[str, str]] = []
 
-    # -------------------------------------------------------- connection
-    async def _connect(self) -> _Connection:
-        if self._fatal is not None:
-            raise again(self._fatal)
-        conn = _Connection(self.connections)
-        self.connections += 1
-        await self._nursery.start(self._run_connection, conn)
-        self._conn = conn
-        return conn
+    def _new_connection(self, index: int) -> _Connection:
+        return _Connection(index)
 
-    async def _run_connection(self, conn: _Connection, *, task_status: trio.TaskStatus[None]) -> None:
-        p = self._p
-        started = False
-        try:
-            with conn.scope:
-                async with trio_websocket.open_websocket_url(
-                        p.url, extra_headers=p._headers(), connect_timeout=p.connect_timeout,
-                        disconnect_timeout=p.close_timeout) as ws:
-                    conn.ws = ws
-                    started = True
-                    task_status.started()
-                    await self._read(conn)
-        except trio_websocket.ConnectionRejected as exc:
-            err = _rejection_error(exc)
-            if isinstance(err, AuraAuthError):
-                self._fatal = err
-            if not started:
-                raise err from None
-            conn.fail(err)
-        except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
-                trio.BrokenResourceError) as exc:
-            if not started:
-                raise AuraConnectionError(f"cannot connect to Deepgram Aura at {host_of(p.url)}: {exc!r}") from None
-            if not conn.dead:
-                conn.fail(AuraConnectionError(f"Aura connection lost: {exc!r}"))
-        finally:
-            idle = conn.current is None and not conn.closing
-            if conn.failure is None:
-                conn.fail(AuraConnectionError("Aura connection closed"))
-            if started and idle and not self._closing and self._fatal is None and self._conn is conn:
-                # Closed while idle (the service's inactivity timeout): warm a new one for the next turn.
-                self._nursery.start_soon(self._rewarm, conn)
+    async def _serve(self, conn: _Connection) -> None:
+        await self._read(conn)
+
+    def _goodbye(self) -> str:
+        return proto.close()
+
+    def _close_error(self, reason: trio_websocket.CloseReason | None) -> TTSError:
+        text = f"Deepgram Aura closed the connection: {close_text(reason)}"
+        if reason is not None and reason.code != 1000 and close_code_of(reason.reason) is not None:
+            return AuraServiceError(text)  # NET-0000, DATA-0000, ...: the service's own error
+        return AuraConnectionError(text)
+
+    def _after_connection(self, conn: _Connection, *, idle: bool) -> None:
+        if idle and not self._closing and self._fatal is None and self._conn is conn:
+            # Closed while idle (the service's inactivity timeout): warm a new one for the next turn.
+            self._nursery.start_soon(self._rewarm, conn)
 
     async def _rewarm(self, old: _Connection) -> None:
         async with self._connect_lock:
@@ -227,7 +181,7 @@ class AuraSession:
             try:
                 raw = await conn.ws.get_message()
             except trio_websocket.ConnectionClosed as exc:
-                conn.fail(_close_error(exc.reason))
+                conn.fail(self._close_error(exc.reason))
                 return
             try:
                 msg = proto.parse_server_message(raw)
@@ -262,36 +216,6 @@ class AuraSession:
                     self._fatal = err
                 conn.fail(err)
                 return
-
-    async def _send(self, conn: _Connection, text: str) -> None:
-        if conn.failure is not None:
-            raise again(conn.failure)
-        assert conn.ws is not None
-        # Shielded with its own deadline: a frame cut in half by a cancellation would corrupt the stream.
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + self._p.send_timeout) as cs:
-            try:
-                await conn.ws.send_message(text)
-            except trio_websocket.ConnectionClosed as exc:
-                err = conn.failure or _close_error(exc.reason)
-                conn.fail(err)
-                raise again(err)
-        if cs.cancelled_caught:
-            err = AuraConnectionError(f"sending to Deepgram Aura took longer than {self._p.send_timeout:g} s")
-            conn.fail(err)
-            raise err
-
-    async def _close_gracefully(self) -> None:
-        self._closing = True
-        conn = self._conn
-        if conn is None or conn.dead or conn.ws is None:
-            return
-        conn.closing = True
-        with trio.move_on_after(self._p.close_timeout):
-            try:
-                await conn.ws.send_message(proto.close())
-                await conn.ws.aclose(1000)
-            except trio_websocket.ConnectionClosed:
-                pass
 
     async def _ready_connection(self) -> _Connection:
         conn = self._conn
@@ -395,19 +319,3 @@ class AuraUtterance(StreamedUtterance):
 
     def _stalled(self, err: TTSError) -> None:
         self._conn.fail(err)
-
-
-def _close_error(reason: trio_websocket.CloseReason | None) -> TTSError:
-    text = f"Deepgram Aura closed the connection: {close_text(reason)}"
-    if reason is not None and reason.code == 1000:
-        return AuraConnectionError(text)
-    if close_code_of(reason.reason if reason else None) is not None:
-        return AuraServiceError(text)
-    return AuraConnectionError(text)
-
-
-def _rejection_error(exc: trio_websocket.ConnectionRejected) -> TTSError:
-    body = (exc.body or b"")[:200].decode("utf-8", "replace")
-    if exc.status_code in (401, 403):
-        return AuraAuthError(f"Deepgram Aura refused the API key (HTTP {exc.status_code}): {body}")
-    return AuraConnectionError(f"Deepgram Aura refused the connection (HTTP {exc.status_code}): {body}")

@@ -44,15 +44,17 @@ import os
 import re
 import secrets
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Mapping, Sequence
+from typing import Any, AsyncContextManager, AsyncIterator, Mapping, Sequence
 
 import trio
 import trio_websocket
 
 from offhook.providers import elevenlabs_protocol as proto
 from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError
-from offhook.providers.common import Secret, again, close_text, host_of, reraise_single
-from offhook.providers.tts_stream import StreamedUtterance
+from offhook.providers.common import Secret, again
+from offhook.providers.tts_stream import (ErrorKinds, StreamedUtterance, TTSAuthError, TTSConfigError,
+                                          TTSConnectionError, TTSProtocolError, TTSServiceError, TTSTimeout,
+                                          WarmSession, WsConnection, open_session)
 
 log = logging.getLogger("offhook.providers.elevenlabs")
 
@@ -62,28 +64,28 @@ DEFAULT_VOICE_SETTINGS: Mapping[str, Any] = {"stability": 0.5, "similarity_boost
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
 
 
-class ElevenLabsConfigError(TTSError, ValueError):
-    """Missing key or a bad setting, found at construction."""
+class ElevenLabsConfigError(TTSConfigError):
+    pass
 
 
-class ElevenLabsAuthError(TTSError):
-    """The service refused the key. Final for the session: no reconnect will fix it."""
+class ElevenLabsAuthError(TTSAuthError):
+    pass
 
 
-class ElevenLabsConnectionError(TTSError):
-    """Cannot connect, or the connection closed or broke under an utterance."""
+class ElevenLabsConnectionError(TTSConnectionError):
+    pass
 
 
-class ElevenLabsServiceError(TTSError):
+class ElevenLabsServiceError(TTSServiceError):
     """The service sent an error message (it closes the socket after it)."""
 
 
-class ElevenLabsProtocolError(TTSError):
-    """The service sent something that is not the protocol (bad JSON, bad base64, ...)."""
+class ElevenLabsProtocolError(TTSProtocolError):
+    """Bad JSON, bad base64, inconsistent alignment, ..."""
 
 
-class ElevenLabsTimeout(TTSError):
-    """first_audio_timeout or stall_timeout passed."""
+class ElevenLabsTimeout(TTSTimeout):
+    pass
 
 
 class ElevenLabsTTS:
@@ -135,21 +137,8 @@ class ElevenLabsTTS:
     def _headers(self) -> list[tuple[bytes, bytes]]:
         return [(b"xi-api-key", self._key.value.encode())]
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator["ElevenLabsSession"]:
-        try:
-            async with trio.open_nursery() as nursery:
-                session = ElevenLabsSession(self, nursery)
-                try:
-                    await session._connect()
-                    yield session
-                    await session._close_gracefully()
-                finally:
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            # Our background tasks never raise, so the group only wraps what the caller's block
-            # raised; give it back unwrapped, like any other context manager would.
-            reraise_single(group)
+    def session(self) -> AsyncContextManager["ElevenLabsSession"]:
+        return open_session(lambda nursery: ElevenLabsSession(self, nursery))
 
 
 def _voice_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,92 +152,49 @@ def _voice_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return model.model_dump(exclude_none=True)
 
 
-class _Connection:
+class _Connection(WsConnection):
     """One WebSocket. Its reader and keep-alive tasks live in the session's nursery."""
 
     def __init__(self, index: int) -> None:
-        self.index = index
-        self.ws: trio_websocket.WebSocketConnection | None = None
-        self.scope = trio.CancelScope()
-        self.failure: TTSError | None = None
-        self.utterances: dict[str, ElevenLabsUtterance] = {}
+        super().__init__(index, "ElevenLabs", log)
+        self.contexts: dict[str, ElevenLabsUtterance] = {}
         self.idle_context: str | None = None
         self.open_contexts: set[str] = set()  # opened, no isFinal yet (the service counts these)
-        self.last_sent = trio.current_time()
-        self.closing = False
 
-    @property
-    def dead(self) -> bool:
-        return self.failure is not None or self.closing
-
-    def fail(self, err: TTSError) -> None:
-        if self.failure is None:
-            self.failure = err
-            if not self.closing:
-                log.warning("ElevenLabs connection %d failed: %s", self.index, err)
-        for utt in list(self.utterances.values()):
-            utt._fail(err)
-        self.scope.cancel()
+    def utterances(self) -> list["ElevenLabsUtterance"]:
+        return list(self.contexts.values())
 
 
-class ElevenLabsSession:
+class ElevenLabsSession(WarmSession[_Connection]):
     """A call's warm connection (TTSSession)."""
 
+    vendor = "ElevenLabs"
+    errors = ErrorKinds(ElevenLabsAuthError, ElevenLabsConnectionError, ElevenLabsServiceError,
+                        ElevenLabsProtocolError, ElevenLabsTimeout)
+    log = log
+
     def __init__(self, provider: ElevenLabsTTS, nursery: trio.Nursery) -> None:
-        self._p = provider
-        self._nursery = nursery
-        self._conn: _Connection | None = None
-        self._fatal: TTSError | None = None
+        super().__init__(provider, nursery)
+        self._p: ElevenLabsTTS = provider
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(3)
-        self.characters = 0            # usage: characters sent for synthesis, all utterances
-        self.connections = 0           # WebSockets opened (1 + reconnects)
-        self.stale_chunks_dropped = 0  # audio frames of closed/abandoned contexts, dropped
 
     # -------------------------------------------------------- connection
-    async def _connect(self) -> _Connection:
-        if self._fatal is not None:
-            raise again(self._fatal)
-        conn = _Connection(self.connections)
-        self.connections += 1
-        await self._nursery.start(self._run_connection, conn)
-        self._conn = conn
-        conn.idle_context = await self._open_context(conn)
-        return conn
+    def _new_connection(self, index: int) -> _Connection:
+        return _Connection(index)
 
-    async def _run_connection(self, conn: _Connection, *, task_status: trio.TaskStatus[None]) -> None:
-        p = self._p
-        started = False
-        try:
-            with conn.scope:
-                async with trio_websocket.open_websocket_url(
-                        p.url, extra_headers=p._headers(), connect_timeout=p.connect_timeout,
-                        disconnect_timeout=p.close_timeout) as ws:
-                    conn.ws = ws
-                    conn.last_sent = trio.current_time()
-                    started = True
-                    task_status.started()
-                    async with trio.open_nursery() as nursery:
-                        if p.keepalive_interval:
-                            nursery.start_soon(self._keepalive, conn)
-                        await self._read(conn)
-                        nursery.cancel_scope.cancel()
-        except trio_websocket.ConnectionRejected as exc:
-            err = _rejection_error(exc)
-            if isinstance(err, ElevenLabsAuthError):
-                self._fatal = err
-            if not started:
-                raise err from None
-            conn.fail(err)
-        except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
-                trio.BrokenResourceError) as exc:
-            if not started:
-                raise ElevenLabsConnectionError(f"cannot connect to ElevenLabs at {host_of(p.url)}: {exc!r}") from None
-            if not conn.dead:  # a close handshake that timed out after we asked to close is no news
-                conn.fail(ElevenLabsConnectionError(f"ElevenLabs connection lost: {exc!r}"))
-        finally:
-            if conn.failure is None:
-                conn.fail(ElevenLabsConnectionError("ElevenLabs connection closed"))
+    async def _on_connected(self, conn: _Connection) -> None:
+        conn.idle_context = await self._open_context(conn)
+
+    async def _serve(self, conn: _Connection) -> None:
+        async with trio.open_nursery() as nursery:
+            if self._p.keepalive_interval:
+                nursery.start_soon(self._keepalive, conn)
+            await self._read(conn)
+            nursery.cancel_scope.cancel()
+
+    def _goodbye(self) -> str:
+        return proto.close_socket()
 
     async def _read(self, conn: _Connection) -> None:
         """Route server messages to utterances by context id. Never raises: failures are recorded
@@ -258,7 +204,7 @@ class ElevenLabsSession:
             try:
                 raw = await conn.ws.get_message()
             except trio_websocket.ConnectionClosed as exc:
-                conn.fail(ElevenLabsConnectionError(f"ElevenLabs closed the connection: {close_text(exc.reason)}"))
+                conn.fail(self._close_error(exc.reason))
                 return
             try:
                 msg = proto.parse_server_message(raw)
@@ -275,7 +221,7 @@ class ElevenLabsSession:
                 return
             if msg.is_final:
                 conn.open_contexts.discard(msg.context_id or "")
-            utt = conn.utterances.get(msg.context_id or "")
+            utt = conn.contexts.get(msg.context_id or "")
             if utt is None:
                 if msg.audio:
                     self.stale_chunks_dropped += 1
@@ -293,7 +239,7 @@ class ElevenLabsSession:
             if trio.current_time() < conn.last_sent + interval:
                 continue
             # Only a context we have not closed: a message for a closed one would open a new one.
-            target = next((cid for cid, u in conn.utterances.items() if not u._closed), None) or conn.idle_context
+            target = next((cid for cid, u in conn.contexts.items() if not u._closed), None) or conn.idle_context
             try:
                 if target is None:
                     conn.idle_context = await self._open_context(conn)
@@ -308,38 +254,6 @@ class ElevenLabsSession:
                                                   generation_config=self._p.generation_config))
         conn.open_contexts.add(cid)
         return cid
-
-    async def _send(self, conn: _Connection, text: str) -> None:
-        if conn.failure is not None:
-            raise again(conn.failure)
-        assert conn.ws is not None
-        # Shielded with its own deadline: a frame cut in half by a cancellation would corrupt the
-        # stream, and a socket that cannot take a few hundred bytes in send_timeout is dead anyway.
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + self._p.send_timeout) as cs:
-            try:
-                await conn.ws.send_message(text)
-            except trio_websocket.ConnectionClosed as exc:
-                err = conn.failure or ElevenLabsConnectionError(
-                    f"ElevenLabs connection closed: {close_text(exc.reason)}")
-                conn.fail(err)
-                raise again(err)
-        if cs.cancelled_caught:
-            err = ElevenLabsConnectionError(f"sending to ElevenLabs took longer than {self._p.send_timeout:g} s")
-            conn.fail(err)
-            raise err
-        conn.last_sent = trio.current_time()
-
-    async def _close_gracefully(self) -> None:
-        conn = self._conn
-        if conn is None or conn.dead or conn.ws is None:
-            return
-        conn.closing = True
-        with trio.move_on_after(self._p.close_timeout):
-            try:
-                await conn.ws.send_message(proto.close_socket())
-                await conn.ws.aclose(1000)
-            except trio_websocket.ConnectionClosed:
-                pass
 
     async def _ready_connection(self) -> _Connection:
         conn = self._conn
@@ -365,11 +279,11 @@ class ElevenLabsSession:
         if cid is None:
             cid = await self._open_context(conn)
         utt = ElevenLabsUtterance(self, conn, cid)
-        conn.utterances[cid] = utt
+        conn.contexts[cid] = utt
         try:
             yield utt
         finally:
-            conn.utterances.pop(cid, None)
+            conn.contexts.pop(cid, None)
             self.characters += utt.characters
             if not utt._closed and not conn.dead:
                 # Barge-in or an early exit: stop generation; frames already in flight are dropped
@@ -449,10 +363,3 @@ class ElevenLabsUtterance(StreamedUtterance):
 def _is_auth_error(msg: proto.ServerError) -> bool:
     return (msg.error or "") in {"invalid_api_key", "unauthorized", "invalid_authorization"} \
         or "api key" in msg.message.lower()
-
-
-def _rejection_error(exc: trio_websocket.ConnectionRejected) -> TTSError:
-    body = (exc.body or b"")[:200].decode("utf-8", "replace")
-    if exc.status_code in (401, 403):
-        return ElevenLabsAuthError(f"ElevenLabs refused the API key (HTTP {exc.status_code}): {body}")
-    return ElevenLabsConnectionError(f"ElevenLabs refused the connection (HTTP {exc.status_code}): {body}")

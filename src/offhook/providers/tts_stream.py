@@ -1,4 +1,6 @@
-"""The consumer side every streaming TTS utterance shares: audio chunks handed over from the
+"""What the WebSocket TTS clients (ElevenLabs, Aura) share.
+
+StreamedUtterance, the consumer side every streaming TTS utterance shares: audio chunks handed over from the
 connection's reader task, time to first audio, and the two deadlines, all on trio.current_time():
 
     first_audio_timeout  (None = off) from the first send_text to the first audio chunk;
@@ -7,15 +9,24 @@ connection's reader task, time to first audio, and the two deadlines, all on tri
 
 A vendor's utterance subclasses StreamedUtterance, calls `_text_sent()`/`_flush_sent()` as its
 producer side goes, and its reader calls `_deliver()`, `_on_final()` and `_fail()`.
+
+WarmSession, a call's warm connection: (re)connecting, whole-frame sends, the typed error kinds
+(each vendor subclasses them: catching TTSTimeout catches either vendor's timeout), and
+open_session() for the provider's session() context manager.
 """
 from __future__ import annotations
 
+import logging
 import math
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable, Generic, Iterable, Protocol, TypeVar
 
 import trio
+import trio_websocket
 
 from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError
-from offhook.providers.common import again
+from offhook.providers.common import again, close_text, host_of, reraise_single
 
 
 class StreamedUtterance:
@@ -121,3 +132,226 @@ class StreamedUtterance:
         if not self._final and self._failure is None:
             self._failure = err
             self._send_ch.close()
+
+
+# ---------------------------------------------------------------- the warm WebSocket session
+class TTSConfigError(TTSError, ValueError):
+    """Missing key or a bad setting, found at construction."""
+
+
+class TTSAuthError(TTSError):
+    """The service refused the key. Final for the session: no reconnect will fix it."""
+
+
+class TTSConnectionError(TTSError):
+    """Cannot connect, or the connection closed or broke under an utterance."""
+
+
+class TTSServiceError(TTSError):
+    """The service reported an error (an error message, or a close frame with an error code)."""
+
+
+class TTSProtocolError(TTSError):
+    """The service sent something that is not the protocol."""
+
+
+class TTSTimeout(TTSError):
+    """first_audio_timeout or stall_timeout passed."""
+
+
+@dataclass(frozen=True)
+class ErrorKinds:
+    """A vendor's own subclasses of the kinds above, which its session raises."""
+    auth: type[TTSError]
+    connection: type[TTSError]
+    service: type[TTSError]
+    protocol: type[TTSError]
+    timeout: type[TTSError]
+
+
+class WsProvider(Protocol):
+    url: str
+    connect_timeout: float
+    send_timeout: float
+    close_timeout: float
+
+    def _headers(self) -> list[tuple[bytes, bytes]]: ...
+
+
+class WsConnection:
+    """One WebSocket of a session; its tasks live in the session's nursery."""
+
+    def __init__(self, index: int, label: str, log: logging.Logger) -> None:
+        self.index = index
+        self.label = label
+        self.log = log
+        self.ws: trio_websocket.WebSocketConnection | None = None
+        self.scope = trio.CancelScope()
+        self.failure: TTSError | None = None
+        self.closing = False
+        self.last_sent = trio.current_time()  # for keep-alives
+
+    @property
+    def dead(self) -> bool:
+        return self.failure is not None or self.closing
+
+    def utterances(self) -> Iterable[StreamedUtterance]:
+        return ()
+
+    def fail(self, err: TTSError) -> None:
+        if self.failure is None:
+            self.failure = err
+            if not self.closing:
+                self.log.warning("%s connection %d failed: %s", self.label, self.index, err)
+        for utt in list(self.utterances()):
+            utt._fail(err)
+        self.scope.cancel()
+
+
+C = TypeVar("C", bound=WsConnection)
+
+
+class WarmSession(Generic[C]):
+    """A call's warm connection to one WebSocket TTS vendor: connects (again after a failure),
+    sends whole frames or nothing, maps handshake refusals and close frames to the vendor's errors.
+    Subclasses provide `_new_connection`, `_serve` (the connection's reader, ...) and the hooks."""
+
+    vendor = "TTS"
+    errors: ErrorKinds
+    log = logging.getLogger("offhook.providers")
+
+    def __init__(self, provider: WsProvider, nursery: trio.Nursery) -> None:
+        self._p = provider
+        self._nursery = nursery
+        self._conn: C | None = None
+        self._fatal: TTSError | None = None
+        self._closing = False
+        self.characters = 0            # usage: characters sent for synthesis, all utterances
+        self.connections = 0           # WebSockets opened (1 + reconnects)
+        self.stale_chunks_dropped = 0  # audio of aborted utterances that arrived anyway, dropped
+
+    # -------------------------------------------------------- hooks
+    def _new_connection(self, index: int) -> C:
+        raise NotImplementedError
+
+    async def _serve(self, conn: C) -> None:
+        """Run the open connection until it ends (read and route messages; record failures on it)."""
+        raise NotImplementedError
+
+    async def _on_connected(self, conn: C) -> None:
+        """After the handshake, before the connection is handed out."""
+
+    def _after_connection(self, conn: C, *, idle: bool) -> None:
+        """The connection has ended; idle: no utterance was using it."""
+
+    def _goodbye(self) -> str | None:
+        """The message that ends the session politely, if the protocol has one."""
+        return None
+
+    # -------------------------------------------------------- connecting
+    async def _connect(self) -> C:
+        if self._fatal is not None:
+            raise again(self._fatal)
+        conn = self._new_connection(self.connections)
+        self.connections += 1
+        await self._nursery.start(self._run_connection, conn)
+        self._conn = conn
+        await self._on_connected(conn)
+        return conn
+
+    async def _run_connection(self, conn: C, *, task_status: trio.TaskStatus[None]) -> None:
+        p, errors = self._p, self.errors
+        started = False
+        try:
+            with conn.scope:
+                async with trio_websocket.open_websocket_url(
+                        p.url, extra_headers=p._headers(), connect_timeout=p.connect_timeout,
+                        disconnect_timeout=p.close_timeout) as ws:
+                    conn.ws = ws
+                    conn.last_sent = trio.current_time()
+                    started = True
+                    task_status.started()
+                    await self._serve(conn)
+        except trio_websocket.ConnectionRejected as exc:
+            err = self._rejection_error(exc)
+            if isinstance(err, errors.auth):
+                self._fatal = err
+            if not started:
+                raise err from None
+            conn.fail(err)
+        except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
+                trio.BrokenResourceError) as exc:
+            if not started:
+                raise errors.connection(f"cannot connect to {self.vendor} at {host_of(p.url)}: {exc!r}") from None
+            if not conn.dead:  # a close handshake that timed out after we asked to close is no news
+                conn.fail(errors.connection(f"{self.vendor} connection lost: {exc!r}"))
+        finally:
+            idle = not any(True for _ in conn.utterances()) and not conn.closing
+            if conn.failure is None:
+                conn.fail(errors.connection(f"{self.vendor} connection closed"))
+            if started:
+                self._after_connection(conn, idle=idle)
+
+    def _rejection_error(self, exc: trio_websocket.ConnectionRejected) -> TTSError:
+        body = (exc.body or b"")[:200].decode("utf-8", "replace")
+        if exc.status_code in (401, 403):
+            return self.errors.auth(f"{self.vendor} refused the API key (HTTP {exc.status_code}): {body}")
+        return self.errors.connection(f"{self.vendor} refused the connection (HTTP {exc.status_code}): {body}")
+
+    def _close_error(self, reason: trio_websocket.CloseReason | None) -> TTSError:
+        return self.errors.connection(f"{self.vendor} closed the connection: {close_text(reason)}")
+
+    # -------------------------------------------------------- sending and closing
+    async def _send(self, conn: C, text: str) -> None:
+        if conn.failure is not None:
+            raise again(conn.failure)
+        assert conn.ws is not None
+        # Shielded with its own deadline: a frame cut in half by a cancellation would corrupt the
+        # stream, and a socket that cannot take a few hundred bytes in send_timeout is dead anyway.
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + self._p.send_timeout) as cs:
+            try:
+                await conn.ws.send_message(text)
+            except trio_websocket.ConnectionClosed as exc:
+                err = conn.failure or self._close_error(exc.reason)
+                conn.fail(err)
+                raise again(err)
+        if cs.cancelled_caught:
+            err = self.errors.connection(f"sending to {self.vendor} took longer than {self._p.send_timeout:g} s")
+            conn.fail(err)
+            raise err
+        conn.last_sent = trio.current_time()
+
+    async def _close_gracefully(self) -> None:
+        self._closing = True
+        conn = self._conn
+        if conn is None or conn.dead or conn.ws is None:
+            return
+        conn.closing = True
+        goodbye = self._goodbye()
+        with trio.move_on_after(self._p.close_timeout):
+            try:
+                if goodbye is not None:
+                    await conn.ws.send_message(goodbye)
+                await conn.ws.aclose(1000)
+            except trio_websocket.ConnectionClosed:
+                pass
+
+
+S = TypeVar("S", bound=WarmSession)
+
+
+@asynccontextmanager
+async def open_session(make: Callable[[trio.Nursery], S]) -> AsyncIterator[S]:
+    """A provider's session(): connect on entry, close politely on exit, cancel everything left."""
+    try:
+        async with trio.open_nursery() as nursery:
+            session = make(nursery)
+            try:
+                await session._connect()
+                yield session
+                await session._close_gracefully()
+            finally:
+                session._closing = True
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        reraise_single(group)
