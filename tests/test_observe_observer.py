@@ -19,6 +19,8 @@ from trio.testing import MockClock
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from edge_helpers import running_server
+from pg_server import fresh_database
+from pg_server import pg_url  # noqa: F401 (fixture)
 from offhook.observe.observer import Observer
 from offhook.observe.record import BargeInRecord, CallRecord, EndReason, EventRecord, TurnRecord
 from offhook.observe.recording import sample_fraction
@@ -269,9 +271,15 @@ def test_a_broken_recordings_dir_costs_the_recording_not_the_call(tmp_path):
     run(main)
 
 
-def test_status_callback_corrects_the_twilio_minutes(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request):
+    """"" for SQLite under the data dir, else a fresh database on the test PostgreSQL server."""
+    return "" if request.param == "sqlite" else fresh_database(request.getfixturevalue("pg_url"))
+
+
+def test_status_callback_corrects_the_twilio_minutes(tmp_path, store_url):
     async def main():
-        async with observed(tmp_path) as (app, obs):
+        async with observed(tmp_path, database_url=store_url) as (app, obs):
             caller = SimCaller(app.base_ws + "/twilio/media", from_dict({"steps": [{"wait": 1.0}, {"hangup": True}]}))
             await caller.run()
             await trio.sleep(0.1)
@@ -316,18 +324,18 @@ def test_token_protection(tmp_path):
     run(main)
 
 
-def test_shutdown_completes_calls_in_progress(tmp_path):
+def test_shutdown_completes_calls_in_progress(tmp_path, store_url):
     async def main():
         long_call = {"steps": [{"wait_for_agent": {"quiet": 0.3}}, {"wait": 60.0}, {"hangup": True}]}
         async with trio.open_nursery() as n:
-            async with observed(tmp_path) as (app, obs):
+            async with observed(tmp_path, database_url=store_url) as (app, obs):
                 caller = SimCaller(app.base_ws + "/twilio/media", from_dict(long_call))
                 n.start_soon(caller.run)
                 while not app.active:
                     await trio.sleep(0.01)
                 await trio.sleep(1.0)
             # the server (and the observer) closed with the call in progress
-        cfg = Config.load(env={}, validate_signatures=False, data_dir=str(tmp_path))
+        cfg = Config.load(env={}, validate_signatures=False, data_dir=str(tmp_path), database_url=store_url)
         async with open_store(cfg) as store:
             rec = await store.get_call(caller.call_sid)
         assert rec.complete and rec.end_reason is EndReason.SERVER_SHUTDOWN

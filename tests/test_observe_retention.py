@@ -6,6 +6,7 @@ import trio
 from trio.testing import MockClock
 
 from observe_helpers import sample_record
+from offhook.observe.observer import Observer
 from offhook.observe.retention import SWEEP_PERIOD_S, recording_file, retention_task, sweep
 from offhook.observe.store import open_store
 from offhook.server.config import Config
@@ -81,3 +82,25 @@ def test_the_task_sweeps_at_start_and_every_period(tmp_path):
             assert sweeps[1][0] - sweeps[0][0] == SWEEP_PERIOD_S
             assert not (root / "x" / "CAorphan.wav").exists()
     trio.run(main, clock=MockClock(autojump_threshold=0))
+
+
+def test_the_observer_sweeps_old_recordings_when_it_opens(tmp_path):
+    now = time.time()
+    cfg = Config.load(env={}, validate_signatures=False, data_dir=str(tmp_path), recording_retention_days=7)
+    root = tmp_path / "recordings"
+
+    async def main():
+        async with open_store(cfg) as store:
+            for sid, age in (("CAweekold", 8), ("CAfresh", 6)):
+                r = sample_record(sid, started_at=now - age * DAY, duration=20.0)
+                r.recording_path = f"d/{sid}.wav"
+                make(root / r.recording_path, age, now)
+                await store.finish_call(r)
+        async with Observer.open(cfg) as obs:
+            while not obs.sweeps:
+                await obs.swept.wait()
+            assert obs.sweeps[-1].deleted == 1
+            assert (await obs.store.get_call("CAweekold")).recording_path is None
+            assert (await obs.store.get_call("CAfresh")).recording_path == "d/CAfresh.wav"
+    trio.run(main)
+    assert sorted(p.name for p in root.rglob("*.wav")) == ["CAfresh.wav"]

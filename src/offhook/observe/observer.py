@@ -24,6 +24,7 @@ import time
 from collections import deque
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Awaitable, Callable
 from urllib.parse import parse_qs, quote, urlencode
@@ -70,6 +71,8 @@ class Observer:
         self._drain_deadline = math.inf
         self.write_seconds: deque[float] = deque(maxlen=1000)  # per queued job, for operators and benches
         self.write_failures = 0
+        self.sweeps: list = []                 # retention SweepResults, oldest first (bounded)
+        self.swept = trio.Event()              # set after each sweep (replaced by a fresh one)
         self.app = None
 
     # ---------------------------------------------------------------- lifecycle
@@ -84,7 +87,8 @@ class Observer:
                 try:
                     async with trio.open_nursery() as background:
                         await background.start(obs.metrics.measure_loop_lag)
-                        await background.start(retention_task, store, obs.root, config.recording_retention_days)
+                        await background.start(partial(retention_task, store, obs.root,
+                                                       config.recording_retention_days, on_sweep=obs._swept))
                         try:
                             yield obs
                         finally:
@@ -92,6 +96,12 @@ class Observer:
                 finally:
                     obs._drain_deadline = trio.current_time() + DRAIN_S
                     obs._send.close()
+
+    def _swept(self, result) -> None:
+        self.sweeps.append(result)
+        del self.sweeps[:-24]
+        done, self.swept = self.swept, trio.Event()
+        done.set()
 
     async def _writer(self) -> None:
         # Shielded: a shutdown must not cut a call's record write in half; the channel closing (and the
