@@ -102,6 +102,32 @@ OH_AVX2 static size_t sumsq_avx2(const int16_t *in, size_t n, uint64_t *sq) {
     *sq += (uint64_t)_mm_cvtsi128_si64(r) + (uint64_t)_mm_extract_epi64(r, 1);
     return i;
 }
+/* The encoder's arithmetic on 8 samples in 32-bit lanes: |x| biased, segment = exponent of its
+ * float conversion, mantissa by a per-lane shift. Bit-exact with the table (tested on all inputs). */
+OH_AVX2 static inline __m256i encode8_avx2(__m128i pcm) {
+    const __m256i v = _mm256_srai_epi32(_mm256_cvtepi16_epi32(pcm), 2); /* G.711 looks at 14 bits */
+    const __m256i neg = _mm256_srai_epi32(v, 31);
+    /* 8159 + 33 = 8192 would be segment 8; 8191 encodes the same (segment 7, mantissa 15) */
+    __m256i mag = _mm256_min_epi32(_mm256_add_epi32(_mm256_min_epi32(_mm256_abs_epi32(v), _mm256_set1_epi32(8159)),
+                                                    _mm256_set1_epi32(33)), _mm256_set1_epi32(8191));
+    const __m256i seg = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(mag)), 23),
+                                         _mm256_set1_epi32(127 + 5)); /* mag >= 33: exponent >= 5 */
+    const __m256i mant = _mm256_and_si256(_mm256_srlv_epi32(mag, _mm256_add_epi32(seg, _mm256_set1_epi32(1))),
+                                          _mm256_set1_epi32(0x0F));
+    const __m256i mask = _mm256_xor_si256(_mm256_set1_epi32(0xFF), _mm256_and_si256(neg, _mm256_set1_epi32(0x80)));
+    return _mm256_xor_si256(_mm256_or_si256(_mm256_slli_epi32(seg, 4), mant), mask);
+}
+
+OH_AVX2 static size_t encode_avx2(const int16_t *in, size_t n, uint8_t *out) {
+    size_t i;
+    for (i = 0; i + 16 <= n; i += 16) {
+        const __m256i a = encode8_avx2(_mm_loadu_si128((const __m128i *)(in + i)));
+        const __m256i b = encode8_avx2(_mm_loadu_si128((const __m128i *)(in + i + 8)));
+        const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xD8);
+        _mm_storeu_si128((__m128i *)(out + i), _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
+    }
+    return i;
+}
 #endif
 
 static size_t decode_fast(const uint8_t *in, size_t n, int16_t *out, uint64_t *sq) {
@@ -118,8 +144,11 @@ void oh_ulaw_decode(const uint8_t *in, size_t n, int16_t *out) {
 }
 
 void oh_ulaw_encode(const int16_t *in, size_t n, uint8_t *out) {
-    size_t i;
-    for (i = 0; i < n; i++) out[i] = lin14_to_ulaw[((uint16_t)in[i]) >> 2];
+    size_t i = 0;
+#if OH_X86
+    if (oh_simd_level() >= OH_SIMD_AVX2) i = encode_avx2(in, n, out);
+#endif
+    for (; i < n; i++) out[i] = lin14_to_ulaw[((uint16_t)in[i]) >> 2];
 }
 
 void oh_ulaw_scale(uint8_t *buf, size_t n, float gain) {

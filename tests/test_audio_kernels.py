@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from audio_signals import pcm16
-from offhook.audio import InboundPath, OutboundPath, Resampler, _core, pcm_level_db, ulaw_decode
+from offhook.audio import InboundPath, OutboundPath, Resampler, _core, pcm_level_db, ulaw_decode, ulaw_encode
 
 BEST = _core._simd_level()
 LEVELS = list(range(BEST + 1))
@@ -87,6 +87,18 @@ def test_decode_is_g711_at_every_length_and_alignment(simd, level):
 
 
 @pytest.mark.parametrize("level", LEVELS)
+def test_encode_is_g711_for_every_value_length_and_alignment(simd, level):
+    simd(level)
+    every = np.arange(-32768, 32768, dtype="<i2").tobytes()
+    assert ulaw_encode(every) == audioop.lin2ulaw(every, 2)
+    rng = np.random.default_rng(level).integers(-32768, 32768, 400, dtype=np.int16).tobytes()
+    for n in list(range(0, 40)) + [160, 399]:
+        for off in (0, 2, 6):
+            chunk = memoryview(rng)[off : off + 2 * n]
+            assert ulaw_encode(chunk) == audioop.lin2ulaw(bytes(chunk), 2)
+
+
+@pytest.mark.parametrize("level", LEVELS)
 def test_fused_decode_and_level_match_separate_steps(simd, level):
     simd(level)
     rng = np.random.default_rng(level)
@@ -120,10 +132,18 @@ def test_outbound_frames_identical_at_every_level(simd, level):
     assert frames == ref.process(src) + ref.flush()
 
 
-@pytest.mark.parametrize("cap,expect", [("scalar", 0), ("avx2", min(BEST, 1)), ("", BEST), ("bogus", BEST)])
-def test_offhook_simd_environment_caps_the_kernels(cap, expect):
-    """An operator can force the portable kernels (or AVX2) without rebuilding."""
-    env = {**os.environ, "OFFHOOK_SIMD": cap}
+def simd_level_with(cap):
+    env = {k: v for k, v in os.environ.items() if k != "OFFHOOK_SIMD"}
+    if cap is not None:
+        env["OFFHOOK_SIMD"] = cap
     out = subprocess.run([sys.executable, "-c", "from offhook.audio import _core; print(_core._simd_level())"],
                          env=env, capture_output=True, text=True, check=True)
-    assert int(out.stdout) == expect
+    return int(out.stdout)
+
+
+def test_offhook_simd_environment_caps_the_kernels():
+    """An operator can force the portable kernels (or AVX2) without rebuilding."""
+    cpu = simd_level_with(None)
+    assert simd_level_with("scalar") == 0
+    assert simd_level_with("avx2") == min(cpu, 1)
+    assert simd_level_with("") == simd_level_with("bogus") == cpu
