@@ -35,6 +35,8 @@ def test_a_finished_call_moves_its_metrics():
     m = Metrics()
     rec = sample_record("CA1", started_at=0.0, duration=95.0)  # 2 turns, 1 true barge-in, 1 stall, 2 bad_json
     rec.events.append(EventRecord("watchdog", 50.0, "tts_stuck"))
+    rec.events.append(EventRecord("watchdog:stt_silent", 60.0, "STT silent 4.1 s while the caller spoke"))
+    rec.events.append(EventRecord("watchdog", 70.0, "dead air on elevenlabs: switching voice"))
     m.call_finished(rec)
     hand = sample_record("CA2", started_at=0.0, duration=8.0, reason=EndReason.HANDOFF_HUMAN, ended_by=EndedBy.AGENT)
     hand.turns, hand.barge_ins, hand.events = [], [], [EventRecord("tts_fallback", 1.0), EventRecord("llm_failure", 2.0)]
@@ -57,6 +59,8 @@ def test_a_finished_call_moves_its_metrics():
     assert s[("offhook_tts_fallbacks_total", ())] == 1 and s[("offhook_llm_failures_total", ())] == 1
     assert s[("offhook_bad_messages_total", (("kind", "bad_json"),))] == 2
     assert s[("offhook_watchdog_events_total", (("kind", "tts_stuck"),))] == 1
+    assert s[("offhook_watchdog_events_total", (("kind", "stt_silent"),))] == 1
+    assert s[("offhook_watchdog_events_total", (("kind", "other"),))] == 1  # free text never becomes a label
     assert s[("offhook_speculative_total", (("outcome", "hit"),))] == 1
     assert abs(s[("offhook_cost_dollars_total", (("component", "tts_elevenlabs"),))] - 2 * 0.024) < 1e-9
 

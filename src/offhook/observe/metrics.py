@@ -6,6 +6,8 @@ its own CollectorRegistry, so two servers in one process (or two tests) never sh
 """
 from __future__ import annotations
 
+import re
+
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -21,6 +23,16 @@ REACTION_BUCKETS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 LAG_PERIOD_S = 0.5
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+_LABEL = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def watchdog_label(kind: str, detail: str) -> str:
+    """The watchdog's name from kind "watchdog:<name>", or a detail that is a bare identifier; anything
+    else is "other" (free text as a label value would make a new time series per message)."""
+    name = kind.partition(":")[2] or detail
+    return name if _LABEL.match(name) else "other"
 
 
 class Metrics:
@@ -77,7 +89,7 @@ class Metrics:
             self.handoffs.inc()
         for e in rec.events:
             if e.kind == EventKind.WATCHDOG.value or e.kind.startswith("watchdog:"):
-                self.watchdog.labels(kind=e.detail or e.kind.partition(":")[2] or "unspecified").inc()
+                self.watchdog.labels(kind=watchdog_label(e.kind, e.detail)).inc()
         for kind, n in bad_message_counts(rec).items():
             self.bad_messages.labels(kind=kind).inc(n)
         for component, dollars in rec.cost.items():
