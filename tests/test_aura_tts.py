@@ -1,13 +1,13 @@
 """AuraTTS (our real client) against the Aura emulator over real loopback WebSockets, under
 MockClock(autojump_threshold=0.005): the emulator's latencies are exact, so times are asserted exactly."""
-import functools
 import json
 import logging
 
 import pytest
 import trio
-import trio.testing
 import trio_websocket
+
+from provider_helpers import mock_clock
 
 from offhook.audio import ulaw_level_db
 from offhook.providers import aura_protocol as proto
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.timeout(30)
 PROFILE = LatencyProfile(first_s=0.2, gap_s=0.05)
 TEXT = "Sure, I can help with that. What day works for you?"
 
-
-def mock_clock(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        trio.run(functools.partial(fn, *args, **kwargs), clock=trio.testing.MockClock(autojump_threshold=0.005))
-    return wrapper
 
 
 def client(emu, **kw) -> AuraTTS:
@@ -308,7 +302,7 @@ async def test_wrong_key_fails_session_entry_never_logged(caplog):
         with pytest.raises(AuraAuthError, match="HTTP 401") as failure:
             async with tts.session():
                 pass
-        assert [s for _, s in emu.rejected] == [401]
+        assert [s for _, s, _ in emu.rejected] == [401]
     for text in (caplog.text, str(failure.value), repr(tts)):
         assert "dg_wrong_key_31" not in text
 

@@ -4,13 +4,13 @@ The simulated caller's lines go on a ScriptBoard; audio goes out in 20 ms frames
 MockClock(autojump_threshold=0.005): the emulator's latencies are exact, so event times are
 asserted against the board's times exactly, and "12 s on hold" is instant.
 """
-import functools
 import logging
 import random
 
 import pytest
 import trio
-import trio.testing
+
+from provider_helpers import mock_clock
 
 from offhook.providers import deepgram_protocol as proto
 from offhook.providers.base import Final, Partial, SpeechStarted, STTError, STTProvider, STTStream, UtteranceEnd
@@ -28,12 +28,6 @@ FRAME = 160  # 20 ms of μ-law 8 kHz
 HELLO = (0.3, 1.2, "Hello, this is Maria.")
 BOOK = (1.8, 3.4, "I would like to book a haircut.")
 
-
-def mock_clock(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        trio.run(functools.partial(fn, *args, **kwargs), clock=trio.testing.MockClock(autojump_threshold=0.005))
-    return wrapper
 
 
 def board_with(*lines) -> ScriptBoard:

@@ -1,13 +1,13 @@
 """build_providers: what runs for which keys and [providers] choices, start-up errors, secrets, and
 that the environment's base URLs are really used (each provider talks to its emulator)."""
-import functools
 import logging
 import random
 from pathlib import Path
 
 import pytest
 import trio
-import trio.testing
+
+from provider_helpers import mock_clock
 
 from offhook.providers.anthropic_llm import ClaudeLLM
 from offhook.providers.aura_tts import AuraTTS
@@ -142,14 +142,7 @@ def test_env_none_reads_the_process_environment(monkeypatch):
 
 
 # ---------------------------------------------------------------- the endpoints are really used
-def mock_clock(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        trio.run(functools.partial(fn, *args, **kwargs), clock=trio.testing.MockClock(autojump_threshold=0.01))
-    return wrapper
-
-
-@mock_clock
+@mock_clock(autojump=0.01)  # the Anthropic SDK's HTTP stack takes a little longer
 async def test_base_urls_from_the_environment_point_every_provider_at_its_emulator():
     board = ScriptBoard()
     board.say("CA77", 0.2, 1.0, "What time do you open?")

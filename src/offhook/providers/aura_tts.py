@@ -144,7 +144,6 @@ class AuraSession(WarmSession[_Connection]):
     def __init__(self, provider: AuraTTS, nursery: trio.Nursery) -> None:
         super().__init__(provider, nursery)
         self._p: AuraTTS = provider
-        self._connect_lock = trio.Lock()  # one (re)connection at a time: the idle re-warm races a new turn
         self.warnings: list[tuple[str, str]] = []
 
     def _new_connection(self, index: int) -> _Connection:
@@ -168,7 +167,7 @@ class AuraSession(WarmSession[_Connection]):
             self._nursery.start_soon(self._rewarm, conn)
 
     async def _rewarm(self, old: _Connection) -> None:
-        async with self._connect_lock:
+        async with self._connect_lock:  # a new turn may be connecting already
             if self._conn is old and not self._closing:
                 try:
                     await self._connect()
@@ -176,18 +175,7 @@ class AuraSession(WarmSession[_Connection]):
                     pass  # the next utterance tries again and reports the error
 
     async def _read(self, conn: _Connection) -> None:
-        assert conn.ws is not None
-        while True:
-            try:
-                raw = await conn.ws.get_message()
-            except trio_websocket.ConnectionClosed as exc:
-                conn.fail(self._close_error(exc.reason))
-                return
-            try:
-                msg = proto.parse_server_message(raw)
-            except proto.ProtocolError as exc:
-                conn.fail(AuraProtocolError(f"malformed message from Deepgram Aura: {exc}"))
-                return
+        while (msg := await self._receive(conn, proto.parse_server_message)) is not None:
             utt = conn.current
             if isinstance(msg, proto.Audio):
                 if conn.clearing or utt is None or utt._final:
@@ -211,10 +199,8 @@ class AuraSession(WarmSession[_Connection]):
                 log.warning("Deepgram Aura warning %s: %s", msg.code, msg.description)
             elif isinstance(msg, proto.ServerError):
                 err_cls = AuraAuthError if (msg.code or "").upper().startswith("AUTH") else AuraServiceError
-                err = err_cls(f"Deepgram Aura error: {msg.description}" + (f" ({msg.code})" if msg.code else ""))
-                if isinstance(err, AuraAuthError):
-                    self._fatal = err
-                conn.fail(err)
+                self._service_failed(conn, err_cls(f"Deepgram Aura error: {msg.description}"
+                                                   + (f" ({msg.code})" if msg.code else "")))
                 return
 
     async def _ready_connection(self) -> _Connection:
@@ -226,14 +212,7 @@ class AuraSession(WarmSession[_Connection]):
                 log.info("Aura: no Cleared within %g s; replacing the connection", self._p.clear_timeout)
                 conn.closing = True
                 conn.scope.cancel()
-        async with self._connect_lock:
-            conn = self._conn
-            if conn is not None and not conn.dead:
-                return conn
-            if self._fatal is not None:
-                raise again(self._fatal)
-            log.info("Aura: reconnecting (connection %d)", self.connections)
-            return await self._connect()
+        return await super()._ready_connection()
 
     # -------------------------------------------------------- utterances
     @asynccontextmanager

@@ -199,25 +199,11 @@ class ElevenLabsSession(WarmSession[_Connection]):
     async def _read(self, conn: _Connection) -> None:
         """Route server messages to utterances by context id. Never raises: failures are recorded
         on the connection and surface in the utterances."""
-        assert conn.ws is not None
-        while True:
-            try:
-                raw = await conn.ws.get_message()
-            except trio_websocket.ConnectionClosed as exc:
-                conn.fail(self._close_error(exc.reason))
-                return
-            try:
-                msg = proto.parse_server_message(raw)
-            except proto.ProtocolError as exc:
-                conn.fail(ElevenLabsProtocolError(f"malformed message from ElevenLabs: {exc}"))
-                return
+        while (msg := await self._receive(conn, proto.parse_server_message)) is not None:
             if isinstance(msg, proto.ServerError):
                 err_cls = ElevenLabsAuthError if _is_auth_error(msg) else ElevenLabsServiceError
-                err = err_cls(f"ElevenLabs error: {msg.message}"
-                              + (f" ({msg.error}, code {msg.code})" if msg.error or msg.code else ""))
-                if isinstance(err, ElevenLabsAuthError):
-                    self._fatal = err
-                conn.fail(err)
+                self._service_failed(conn, err_cls(f"ElevenLabs error: {msg.message}" + (
+                    f" ({msg.error}, code {msg.code})" if msg.error or msg.code else "")))
                 return
             if msg.is_final:
                 conn.open_contexts.discard(msg.context_id or "")
@@ -254,15 +240,6 @@ class ElevenLabsSession(WarmSession[_Connection]):
                                                   generation_config=self._p.generation_config))
         conn.open_contexts.add(cid)
         return cid
-
-    async def _ready_connection(self) -> _Connection:
-        conn = self._conn
-        if conn is not None and not conn.dead:
-            return conn
-        if self._fatal is not None:
-            raise again(self._fatal)
-        log.info("ElevenLabs: reconnecting (connection %d)", self.connections)
-        return await self._connect()
 
     # -------------------------------------------------------- utterances
     @asynccontextmanager

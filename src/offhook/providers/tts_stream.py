@@ -20,7 +20,7 @@ import logging
 import math
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Generic, Iterable, Protocol, TypeVar
+from typing import Any, AsyncIterator, Callable, Generic, Iterable, Protocol, TypeVar
 
 import trio
 import trio_websocket
@@ -226,6 +226,7 @@ class WarmSession(Generic[C]):
         self._conn: C | None = None
         self._fatal: TTSError | None = None
         self._closing = False
+        self._connect_lock = trio.Lock()  # one (re)connection at a time
         self.characters = 0            # usage: characters sent for synthesis, all utterances
         self.connections = 0           # WebSockets opened (1 + reconnects)
         self.stale_chunks_dropped = 0  # audio of aborted utterances that arrived anyway, dropped
@@ -258,6 +259,17 @@ class WarmSession(Generic[C]):
         self._conn = conn
         await self._on_connected(conn)
         return conn
+
+    async def _ready_connection(self) -> C:
+        """The live connection, or a new one (a failed connection is replaced lazily, here)."""
+        async with self._connect_lock:
+            conn = self._conn
+            if conn is not None and not conn.dead:
+                return conn
+            if self._fatal is not None:
+                raise again(self._fatal)
+            self.log.info("%s: reconnecting (connection %d)", self.vendor, self.connections)
+            return await self._connect()
 
     async def _run_connection(self, conn: C, *, task_status: trio.TaskStatus[None]) -> None:
         p, errors = self._p, self.errors
@@ -300,6 +312,27 @@ class WarmSession(Generic[C]):
 
     def _close_error(self, reason: trio_websocket.CloseReason | None) -> TTSError:
         return self.errors.connection(f"{self.vendor} closed the connection: {close_text(reason)}")
+
+    def _service_failed(self, conn: C, err: TTSError) -> None:
+        """The service reported an error; a refused key is final for the session."""
+        if isinstance(err, self.errors.auth):
+            self._fatal = err
+        conn.fail(err)
+
+    async def _receive(self, conn: C, parse: Callable[[str | bytes], Any]) -> Any | None:
+        """The next message, parsed; None once the connection has failed (close frame, reset,
+        or a malformed message), the failure recorded on it."""
+        assert conn.ws is not None
+        try:
+            raw = await conn.ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            conn.fail(self._close_error(exc.reason))
+            return None
+        try:
+            return parse(raw)
+        except ValueError as exc:  # the protocol modules' ProtocolError
+            conn.fail(self.errors.protocol(f"malformed message from {self.vendor}: {exc}"))
+            return None
 
     # -------------------------------------------------------- sending and closing
     async def _send(self, conn: C, text: str) -> None:

@@ -36,7 +36,7 @@ from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import numpy as np
 import trio
@@ -45,8 +45,9 @@ import trio_websocket
 from offhook.audio import ulaw_decode, ulaw_encode
 from offhook.providers import aura_protocol as proto
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
-from offhook.sim.emulators.serving import (Observable, close_and_record, emulator_args, profile_of,
-                                           run_until_interrupted, serving_websocket)
+from offhook.sim.emulators.deepgram import DeepgramFront
+from offhook.sim.emulators.serving import (close_and_record, emulator_args, profile_of, run_until_interrupted,
+                                           serve_connection, serving_websocket)
 from offhook.sim.voice import synthetic_voice
 
 __all__ = ["AuraEmulator", "EmuConnection", "EmuJob", "aura_emulator", "render", "main"]
@@ -101,71 +102,26 @@ class EmuConnection:
         return [t for t, m in self.received if m.get("type") == type_]
 
 
-class AuraEmulator(Observable):
+class AuraEmulator(DeepgramFront):
     def __init__(self, *, profile: LatencyProfile | None = None, faults: FaultPlan | None = None,
                  api_key: str = "test-deepgram-key", chunk_ms: float = 100.0, idle_timeout: float = 60.0) -> None:
-        super().__init__()
+        super().__init__(api_key=api_key, faults=faults)
         self.profile = profile or LatencyProfile()
-        self.faults = faults or FaultPlan()
-        self.api_key = api_key
         self.chunk_ms = chunk_ms
         self.idle_timeout = idle_timeout
-        self.host, self.port = "127.0.0.1", 0
         self.connections: list[EmuConnection] = []
         self.jobs: list[EmuJob] = []
-        self.rejected: list[tuple[float, int]] = []
-
-    @property
-    def base_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
-
-    def _authorised(self, headers: dict[str, str], subprotocols: list[str]) -> bool:
-        scheme, _, key = headers.get("authorization", "").partition(" ")
-        if scheme.lower() in ("token", "bearer") and key.strip() == self.api_key:
-            return True
-        return len(subprotocols) >= 2 and subprotocols[0].lower() in ("token", "bearer") \
-            and subprotocols[1] == self.api_key
-
-    async def _reject(self, request: trio_websocket.WebSocketRequest, status: int, err_code: str, msg: str) -> None:
-        self.rejected.append((trio.current_time(), status))
-        self._poke()
-        body = proto.wire.dump({"err_code": err_code, "err_msg": msg, "request_id": str(uuid.uuid4())}).encode()
-        await request.reject(status, extra_headers=[(b"content-type", b"application/json")], body=body)
 
     async def handle(self, request: trio_websocket.WebSocketRequest) -> None:
-        url = urlsplit(request.path)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
-        if url.path != proto.SPEAK_PATH:
-            await self._reject(request, 404, "NOT_FOUND", f"no such path {url.path}")
+        accepted = await self.accept(request, proto.SPEAK_PATH, proto.parse_speak_query)
+        if accepted is None:
             return
-        if not self._authorised(headers, list(request.proposed_subprotocols)):
-            await self._reject(request, 401, "INVALID_AUTH", "Invalid credentials.")
-            return
-        try:
-            options = proto.parse_speak_query(url.query)
-        except ValueError as exc:
-            await self._reject(request, 400, "Bad Request", str(exc))
-            return
-        fault = self.faults.next()
-        if fault is not None and fault.kind == "error" and fault.after_s <= 0:
-            await self._reject(request, fault.status, "EMULATED", fault.message)
-            return
-        sub = request.proposed_subprotocols[0] if request.proposed_subprotocols else None
-        ws = await request.accept(subprotocol=sub)
+        ws, url, headers, options, fault = accepted
         conn = EmuConnection(len(self.connections), request.path, dict(parse_qsl(url.query)), headers, options,
                              trio.current_time(), fault)
         self.connections.append(conn)
         self._poke()
-        try:
-            async with trio.open_nursery() as nursery:
-                await _Session(self, conn, ws, nursery).run()
-                nursery.cancel_scope.cancel()
-        finally:
-            if conn.closed_at is None:
-                conn.closed_at = trio.current_time()
-                reason = ws.closed
-                conn.close_code, conn.close_reason = (reason.code, reason.reason) if reason else (None, None)
-            self._poke()
+        await serve_connection(self, conn, ws, lambda nursery: _Session(self, conn, ws, nursery).run())
 
 
 class _Session:

@@ -65,7 +65,7 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 import trio
@@ -75,9 +75,9 @@ from offhook.providers import deepgram_protocol as proto
 from offhook.sim.board import BOARD, Line, ScriptBoard
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
 from offhook.sim.emulators.serving import (Observable, close_and_record, emulator_args, profile_of,
-                                           run_until_interrupted, serving_websocket)
+                                           run_until_interrupted, serve_connection, serving_websocket)
 
-__all__ = ["DeepgramEmulator", "EmuConnection", "deepgram_emulator", "line_words", "main"]
+__all__ = ["DeepgramEmulator", "DeepgramFront", "EmuConnection", "deepgram_emulator", "line_words", "main"]
 
 DEFAULT_PROFILE = LatencyProfile(first_s=0.15, gap_s=0.25)
 KEEP_HEARD_S = 60.0
@@ -177,34 +177,24 @@ class _Heard:
             self.base += cut
 
 
-class DeepgramEmulator(Observable):
-    def __init__(self, *, profile: LatencyProfile | None = None, faults: FaultPlan | None = None,
-                 api_key: str = "test-deepgram-key", board: ScriptBoard = BOARD, segment_s: float = 3.0,
-                 idle_timeout: float = 10.0) -> None:
+class DeepgramFront(Observable):
+    """The upgrade as Deepgram's endpoints do it (/v1/listen and /v1/speak): the path, the key
+    (`Authorization: Token|Bearer <key>`, or the `token, <key>` subprotocol), the query, and the
+    fault plan's refused handshakes; Deepgram's JSON error bodies."""
+
+    def __init__(self, *, api_key: str, faults: FaultPlan | None) -> None:
         super().__init__()
-        self.profile = profile or DEFAULT_PROFILE
-        self.faults = faults or FaultPlan()
         self.api_key = api_key
-        self.board = board
-        self.segment_s = segment_s
-        self.idle_timeout = idle_timeout
-        self.host = "127.0.0.1"
-        self.port = 0
-        self.connections: list[EmuConnection] = []
+        self.faults = faults or FaultPlan()
+        self.host, self.port = "127.0.0.1", 0
         self.rejected: list[tuple[float, int, str]] = []   # (t, HTTP status, body)
-        self._heard: dict[str, _Heard] = {}
 
     @property
     def base_url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
-    def for_tag(self, tag: str) -> list[EmuConnection]:
-        return [c for c in self.connections if c.tag == tag]
-
-    # -------------------------------------------------------- handshake
     def _authorised(self, headers: dict[str, str], subprotocols: list[str]) -> bool:
-        auth = headers.get("authorization", "")
-        scheme, _, key = auth.partition(" ")
+        scheme, _, key = headers.get("authorization", "").partition(" ")
         if scheme.lower() in ("token", "bearer") and key.strip() == self.api_key:
             return True
         return len(subprotocols) >= 2 and subprotocols[0].lower() in ("token", "bearer") \
@@ -216,44 +206,58 @@ class DeepgramEmulator(Observable):
         self._poke()
         await request.reject(status, extra_headers=[(b"content-type", b"application/json")], body=body)
 
-    async def handle(self, request: trio_websocket.WebSocketRequest) -> None:
+    async def accept(self, request: trio_websocket.WebSocketRequest, path: str, parse: Callable[[str], Any]):
+        """(ws, url, headers, options, fault) for an accepted upgrade, None when it was refused."""
         url = urlsplit(request.path)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
-        if url.path == "/emulator/board":
-            await self._board_feed(await request.accept())
-            return
-        if url.path != proto.LISTEN_PATH:
+        if url.path != path:
             await self._reject(request, 404, "NOT_FOUND", f"no such path {url.path}")
-            return
+            return None
         if not self._authorised(headers, list(request.proposed_subprotocols)):
             await self._reject(request, 401, "INVALID_AUTH", "Invalid credentials.")
-            return
+            return None
         try:
-            options = proto.parse_listen_query(url.query)
+            options = parse(url.query)
         except ValueError as exc:
             await self._reject(request, 400, "Bad Request", str(exc))
-            return
+            return None
         fault = self.faults.next()
         if fault is not None and fault.kind == "error" and fault.after_s <= 0:
             await self._reject(request, fault.status, "EMULATED", fault.message)
-            return
+            return None
         subprotocol = request.proposed_subprotocols[0] if request.proposed_subprotocols else None
-        ws = await request.accept(subprotocol=subprotocol)
+        return await request.accept(subprotocol=subprotocol), url, headers, options, fault
+
+
+class DeepgramEmulator(DeepgramFront):
+    def __init__(self, *, profile: LatencyProfile | None = None, faults: FaultPlan | None = None,
+                 api_key: str = "test-deepgram-key", board: ScriptBoard = BOARD, segment_s: float = 3.0,
+                 idle_timeout: float = 10.0) -> None:
+        super().__init__(api_key=api_key, faults=faults)
+        self.profile = profile or DEFAULT_PROFILE
+        self.board = board
+        self.segment_s = segment_s
+        self.idle_timeout = idle_timeout
+        self.connections: list[EmuConnection] = []
+        self._heard: dict[str, _Heard] = {}
+
+    def for_tag(self, tag: str) -> list[EmuConnection]:
+        return [c for c in self.connections if c.tag == tag]
+
+    async def handle(self, request: trio_websocket.WebSocketRequest) -> None:
+        if urlsplit(request.path).path == "/emulator/board":
+            await self._board_feed(await request.accept())
+            return
+        accepted = await self.accept(request, proto.LISTEN_PATH, proto.parse_listen_query)
+        if accepted is None:
+            return
+        ws, url, headers, options, fault = accepted
         conn = EmuConnection(index=len(self.connections), path=request.path,
                              query=dict(parse_qsl(url.query, keep_blank_values=True)),
                              headers=headers, options=options, opened_at=trio.current_time(), fault=fault)
         self.connections.append(conn)
         self._poke()
-        try:
-            async with trio.open_nursery() as nursery:
-                await _Session(self, conn, ws, nursery).run()
-                nursery.cancel_scope.cancel()
-        finally:
-            if conn.closed_at is None:
-                conn.closed_at = trio.current_time()
-                reason = ws.closed
-                conn.close_code, conn.close_reason = (reason.code, reason.reason) if reason else (None, None)
-            self._poke()
+        await serve_connection(self, conn, ws, lambda nursery: _Session(self, conn, ws, nursery).run())
 
     async def _board_feed(self, ws: trio_websocket.WebSocketConnection) -> None:
         while True:

@@ -47,7 +47,7 @@ from offhook.audio import ulaw_encode
 from offhook.providers import elevenlabs_protocol as proto
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
 from offhook.sim.emulators.serving import (Observable, close_and_record, emulator_args, profile_of,
-                                           run_until_interrupted, serving_websocket)
+                                           run_until_interrupted, serve_connection, serving_websocket)
 
 DEFAULT_SCHEDULE = (120, 160, 250, 290)
 _PATH_PREFIX, _PATH_SUFFIX = "/v1/text-to-speech/", "/multi-stream-input"
@@ -180,16 +180,7 @@ class ElevenLabsEmulator(Observable):
                              query=dict(parse_qsl(url.query)), headers=headers, opened_at=trio.current_time())
         self.connections.append(conn)
         self._poke()
-        try:
-            async with trio.open_nursery() as nursery:
-                await _Session(self, conn, ws, nursery, header_key).run()
-                nursery.cancel_scope.cancel()
-        finally:
-            if conn.closed_at is None:
-                conn.closed_at = trio.current_time()
-                reason = ws.closed
-                conn.close_code, conn.close_reason = (reason.code, reason.reason) if reason else (None, None)
-            self._poke()
+        await serve_connection(self, conn, ws, lambda nursery: _Session(self, conn, ws, nursery, header_key).run())
 
 
 class _Session:

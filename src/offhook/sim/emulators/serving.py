@@ -62,6 +62,22 @@ async def serving_websocket(emu: W, host: str, port: int) -> AsyncIterator[W]:
             nursery.cancel_scope.cancel()
 
 
+async def serve_connection(emu: Observable, conn: Any, ws: trio_websocket.WebSocketConnection,
+                           run: Callable[[trio.Nursery], Awaitable[None]]) -> None:
+    """Run one accepted connection (`run(nursery)`; the nursery holds its helper tasks), then note
+    on its record how it closed, unless the emulator closed it itself."""
+    try:
+        async with trio.open_nursery() as nursery:
+            await run(nursery)
+            nursery.cancel_scope.cancel()
+    finally:
+        if conn.closed_at is None:
+            conn.closed_at = trio.current_time()
+            reason = ws.closed
+            conn.close_code, conn.close_reason = (reason.code, reason.reason) if reason else (None, None)
+        emu._poke()
+
+
 def emulator_args(description: str | None, *, first_ms: float, gap_ms: float, first_help: str,
                   gap_help: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
