@@ -8,7 +8,7 @@ import trio
 
 from chromium import SKIP_REASON, chromium_binary, headless_chromium
 from edge_helpers import running_server
-from observe_helpers import seeded_calls
+from observe_helpers import sample_record, seeded_calls
 from offhook.observe.observer import Observer
 from offhook.observe.recording import CallRecorder
 from offhook.server.config import Config
@@ -32,6 +32,7 @@ async def seeded_server(tmp_path):
             await (obs.store.finish_call(rec) if rec.complete else obs.store.start_call(rec))
         async with running_server(**cfg) as app:
             obs.attach(app)
+            app.obs = obs
             yield app
 
 
@@ -69,6 +70,9 @@ def test_dashboard_and_call_page_render_in_chromium(tmp_path):
                                        "[r.dataset.sid, r.querySelector('a').getAttribute('href')])")
             assert [sid for sid, _ in rows] == ["CAseed6", "CAseed5", "CAseed4", "CAseed3", "CAseed2", "CAseed1"]
             assert all(href == f"/dashboard/call/{sid}?token={TOKEN}" for sid, href in rows)
+            windows = await page.evaluate("[...document.querySelectorAll('a[href^=\"/dashboard?\"]')].map(a => "
+                                          "a.getAttribute('href'))")
+            assert f"/dashboard?days=30&token={TOKEN}" in windows
             assert "+1••••••4567" in await page.evaluate("document.body.innerText")
             assert "5551234567" not in await page.evaluate("document.body.innerText")
             assert page.errors == []
@@ -98,13 +102,25 @@ def test_dashboard_and_call_page_render_in_chromium(tmp_path):
     trio.run(main)
 
 
-def test_call_page_without_recording_and_escaping(tmp_path):
+def test_call_page_without_recording_window_and_escaping(tmp_path):
     async def main():
         async with seeded_server(tmp_path) as app:
+            evil = sample_record("CAevil", started_at=time.time() - 60, duration=30.0)
+            evil.turns[0].caller_text = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+            evil.from_number = '"><i>pwn'
+            await app.obs.store.finish_call(evil)
             async with httpx.AsyncClient(base_url=app.base_http, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
                 page = await http.get("/dashboard/call/CAseed6")  # the incomplete call
                 assert page.status_code == 200 and "No recording kept" in page.text and "incomplete" in page.text
                 assert "token=" not in page.text  # a header-authenticated page does not leak the token into links
                 assert (await http.get("/recordings/CAseed1.wav")).status_code == 404
                 assert (await http.get("/dashboard/call/CAnope")).status_code == 404
+                week, month = (await http.get("/dashboard")).text, (await http.get("/dashboard?days=30")).text
+                assert "CAold" not in week and 'data-sid="CAold"' in month
+                page = await http.get("/dashboard/call/CAevil")
+                assert "<script>" not in page.text
+                assert "<img" not in page.text
+                assert "<i>pwn" not in page.text and "&quot;&gt;&lt;i&gt;pwn" in page.text
+                assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page.text
+                assert page.headers["content-security-policy"].startswith("default-src 'none'")
     trio.run(main)

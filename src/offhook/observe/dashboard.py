@@ -103,8 +103,11 @@ def cost_per_day(records: list[CallRecord]) -> list[tuple[str, float]]:
     return sorted(days.items())
 
 
-def overview(rep: dict, records: list[CallRecord], link) -> str:
-    """`rep` is offhook.observe.report.compute() over `records`; `link(path)` adds the token if needed."""
+WINDOWS = ((1, "24 h"), (7, "7 days"), (30, "30 days"), (90, "90 days"))
+
+
+def overview(rep: dict, records: list[CallRecord], link, *, days: float = 7, truncated: bool = False) -> str:
+    """`rep` is offhook.observe.report.compute() over `records`; `link(path, **query)` keeps the token."""
     c, bi, cost = rep["calls"], rep["barge_in"], rep["cost"]
     done = [r for r in records if r.complete]
     figs = "".join([
@@ -146,7 +149,12 @@ def overview(rep: dict, records: list[CallRecord], link) -> str:
     review = "".join(
         f'<li><a href="{escape(link("/dashboard/call/" + quote(v["call_sid"])))}">{escape(v["call_sid"])}</a> '
         f'{escape(v["why"])}, {escape(v["end_reason"])}</li>' for v in rep["review"])
-    body = (f"<h1>offhook</h1><p class=muted>{_when(rep['since'])} .. {_when(rep['until'])} UTC</p>"
+    windows = " | ".join(f"<b>{label}</b>" if d == days else
+                         f'<a href="{escape(link("/dashboard", days=d))}">{label}</a>' for d, label in WINDOWS)
+    note = (f" <b>(the newest {len(records)} calls only: use offhook report for the whole window)</b>"
+            if truncated else "")
+    body = (f"<h1>offhook</h1><p class=muted>{_when(rep['since'])} .. {_when(rep['until'])} UTC{note}"
+            f" &middot; {windows}</p>"
             f'<div class="figs">{figs}</div><div class="charts">{charts}</div>'
             f"<h2>Per-stage latency</h2><table><tr><th>stage</th><th>P50</th><th>P95</th><th>turns</th></tr>"
             f"{stage_rows}</table>"

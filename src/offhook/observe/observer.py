@@ -269,10 +269,14 @@ class Observer:
             return False
         return True
 
-    def _linker(self, scope) -> Callable[[str], str]:
+    def _linker(self, scope) -> Callable[..., str]:
+        """link(path, **query): a URL that keeps the ?token= this page was opened with (if any)."""
         token = _query(scope).get("token")
-        suffix = "?" + urlencode({"token": token}) if token else ""
-        return lambda path: path + suffix
+
+        def link(path: str, **query) -> str:
+            q = {**query, **({"token": token} if token else {})}
+            return path + ("?" + urlencode(q) if q else "")
+        return link
 
     async def _metrics_route(self, scope, receive, send) -> None:
         if await self._guard(scope, send, needs_token=False):
@@ -291,7 +295,9 @@ class Observer:
         since = until - days * 86400
         records = await self.store.calls_between(since, until, limit=DASHBOARD_MAX_CALLS)
         link = self._linker(scope)
-        html = await trio.to_thread.run_sync(lambda: dashboard.overview(compute(records, since, until), records, link))
+        html = await trio.to_thread.run_sync(
+            lambda: dashboard.overview(compute(records, since, until), records, link, days=days,
+                                       truncated=len(records) >= DASHBOARD_MAX_CALLS))
         await self._respond(send, 200, html, "text/html; charset=utf-8",
                             [(b"content-security-policy", dashboard.CSP.encode())])
 
