@@ -6,6 +6,7 @@ processes print and on the calls themselves, never on fixed sleeps."""
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 
@@ -209,4 +210,13 @@ def test_two_workers_share_the_port_and_sigterm_drains_without_cutting_calls(tmp
             with trio.fail_after(30):
                 assert await s.proc.wait() == 0
             assert sum("offhook: stopped" in line for line in s.out) == 2
-    trio.run(main_)
+            return {r.call_sid for r in results}
+
+    talked = trio.run(main_)
+    # both processes wrote the one call store: every call once, by the worker that took it
+    with sqlite3.connect(tmp_path / "data" / "calls.sqlite3") as db:
+        rows = db.execute("SELECT call_sid, server_id, end_reason, complete FROM calls").fetchall()
+    assert len(rows) == 28 and len({r[0] for r in rows}) == 28
+    assert {r[1] for r in rows} == {f"{socket.gethostname()}-w0", f"{socket.gethostname()}-w1"}
+    assert all(r[3] for r in rows) and {r[2] for r in rows} == {"caller_hangup"}
+    assert talked <= {r[0] for r in rows}

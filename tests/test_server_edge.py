@@ -12,6 +12,7 @@ from trio.testing import MockClock
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from edge_helpers import FRAME, TOKEN, raw_call, run, running_server
+from offhook.observe.record import CallRecord, EndedBy, EndReason
 from offhook.server.config import Config, ConfigError
 from offhook.server.echo import EchoHandler
 from offhook.server.media import AfterAction
@@ -108,7 +109,7 @@ def test_status_callback_is_recorded_and_after_stream_serves_next_twiml():
                 assert "<Number>+15550001111</Number>" in dial.text
                 health = (await http.get("/healthz")).json()
                 assert health == {"status": "ok", "active_calls": 0, "calls_total": 0, "worker": app.server_id,
-                                  "pid": os.getpid()}
+                                  "pid": os.getpid(), "streams_without_call": {}}
                 assert (await http.get("/nope")).status_code == 404
                 big = await http.post("/twilio/status", content=b"x=" + b"y" * 100_000,
                                       headers={"content-type": "application/x-www-form-urlencoded"})
@@ -264,6 +265,10 @@ def test_twenty_concurrent_calls_one_fed_garbage():
 
 def test_handler_crash_ends_only_that_call():
     class Boom(EchoHandler):
+        def __init__(self, call):
+            super().__init__(call)
+            call.record = CallRecord(call.call_sid)
+
         async def on_audio(self, call, frame):
             raise RuntimeError("handler bug")
 
@@ -277,6 +282,8 @@ def test_handler_crash_ends_only_that_call():
             assert res.ended_by == "caller" and res.lines[0].latency is not None
             boom = next(c for c in app.finished if c.call_sid == "CAboom")
             assert boom.end_reason == "error_internal"
+            assert boom.record.complete
+            assert (boom.record.end_reason, boom.record.ended_by) == (EndReason.ERROR_INTERNAL, EndedBy.SYSTEM)
     run(main)
 
 
@@ -339,4 +346,32 @@ def test_barge_in_over_the_echo_clears_and_the_ledger_knows_what_was_heard():
         assert len(call.pacer.clear_latencies) == 1
         # the barge-in line itself was echoed afterwards
         assert res.agent_heard_between(res.lines[1].end, res.duration) > 0.3
+    run(main)
+
+
+def test_streams_that_never_become_calls_are_counted_and_closed():
+    async def main():
+        async with running_server(validate_signatures=False) as app:
+            url = app.base_ws + "/twilio/media"
+            b = InboundBuilder("MZf")
+            bad_format = build_start(1, "MZf", "CAfmt", "AC1", {}).replace("audio/x-mulaw", "audio/l16")
+            for first in ([bad_format], [b.stop(1, "AC1", "CAx")], []):
+                async with open_websocket_url(url) as ws:
+                    await ws.send_message(build_connected())
+                    for m in first:
+                        await ws.send_message(m)
+                    if first:  # the server closes these at once
+                        with pytest.raises(ConnectionClosed):
+                            with trio.fail_after(2):
+                                await ws.get_message()
+            async with open_websocket_url(url) as ws:  # connects, never starts: closed after 10 s
+                await ws.send_message(build_connected())
+                t0 = trio.current_time()
+                with pytest.raises(ConnectionClosed):
+                    await ws.get_message()
+                assert trio.current_time() - t0 == pytest.approx(10.0, abs=0.1)
+            await trio.sleep(0.1)
+            assert dict(app.streams_without_call) == {"bad_media_format": 1, "stop_before_start": 1,
+                                                      "closed_before_start": 1, "no_start_timeout": 1}
+            assert app.finished == [] and app.active == {}
     run(main)

@@ -58,19 +58,6 @@ def test_record_is_complete_when_the_call_ended_hooks_run():
     run(main)
 
 
-def test_handler_crash_is_recorded_as_internal_error():
-    class Crash(RecordingEcho):
-        async def on_audio(self, call, frame):
-            raise RuntimeError("bug")
-
-    async def main():
-        async with running_server(validate_signatures=False, handler_factory=Crash) as app:
-            call = await raw_call(app, [], then_good_frames=3, call_sid="CAcrash")
-        assert call.record.complete
-        assert (call.record.end_reason, call.record.ended_by) == (EndReason.ERROR_INTERNAL, EndedBy.SYSTEM)
-    run(main)
-
-
 def test_calls_without_a_record_or_recorder_still_run():
     async def main():
         async with running_server(validate_signatures=False) as app:

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
 from typing import Callable
 from urllib.parse import parse_qsl
 
@@ -63,6 +64,7 @@ class OffhookApp:
         self.extra_routes: dict = {}
         self.server_id = config.server_id or socket.gethostname()
         self.calls_total = 0
+        self.streams_without_call: Counter = Counter()  # media sockets that never became a call, by why
         self.accepting = True        # False while draining: new calls are handed over, not answered
         self.drained = trio.Event()  # set when a drain has finished: the server may stop
         self.handed_over: list[str] = []  # call sids the drain sent to voicemail
@@ -158,7 +160,8 @@ class OffhookApp:
 
     def health(self) -> dict:
         return {"status": "ok" if self.accepting else "draining", "active_calls": len(self.active),
-                "calls_total": self.calls_total, "worker": self.server_id, "pid": os.getpid()}
+                "calls_total": self.calls_total, "worker": self.server_id, "pid": os.getpid(),
+                "streams_without_call": dict(self.streams_without_call)}
 
     async def _voice(self, scope, headers, params):
         scheme = scope.get("scheme", "http")
@@ -229,7 +232,8 @@ class OffhookApp:
                                lead=self.config.pacer_lead_ms / 1000, mark_every=self.config.mark_every_frames,
                                on_start=self._call_started, on_end=self._call_ended)
         try:
-            await session.run()
+            if await session.run() is None:
+                self.streams_without_call[session.no_start or "?"] += 1
         finally:
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(1.0):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import trio
+
 from offhook.audio import InboundPath, OutboundPath, ulaw_encode
 from offhook.server.media import MediaCall
 
@@ -29,8 +31,7 @@ class EchoHandler:
         call.pacer.start_utterance("greeting")
         call.pacer.enqueue(self.out.process(self.greeting) + self.out.flush())
         call.pacer.end_utterance()
-        import trio
-        await trio.sleep_forever()
+        await trio.sleep_forever()  # the call ends when the caller hangs up (or presses #)
 
     async def on_audio(self, call: MediaCall, frame: bytes) -> None:
         _, _, _ = self.inbound.process(frame)

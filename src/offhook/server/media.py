@@ -127,6 +127,7 @@ class MediaSession:
         self.pre_start_bad: Counter = Counter()
         self.call: MediaCall | None = None
         self.close_code: int | None = None
+        self.no_start: str | None = None
 
     async def _next_text(self) -> str | None:
         """Next text frame; None when the socket closed. Binary frames are counted and skipped."""
@@ -189,23 +190,28 @@ class MediaSession:
         return call
 
     async def _await_start(self) -> Start | None:
+        """The stream's `start`; None (with `no_start` saying why) when the stream cannot become a call."""
         with trio.move_on_after(START_TIMEOUT_S):
             while True:
                 text = await self._next_text()
                 if text is None:
+                    self.no_start = "closed_before_start"
                     return None
                 try:
                     ev = self.parser.feed(text)
                 except ProtocolError as e:
                     self._bad(e)
-                    if e.kind == "bad_media_format":
+                    if e.kind == "bad_media_format":  # audio we cannot decode: no call to have
+                        self.no_start = e.kind
                         return None
                     continue
                 if type(ev) is Start:
                     return ev
                 if type(ev) is Stop:
+                    self.no_start = "stop_before_start"
                     return None
         log.warning("media stream: no start within %.0f s; closing", START_TIMEOUT_S)
+        self.no_start = "no_start_timeout"
         return None
 
     async def _run_handler(self, handler: CallHandler, call: MediaCall) -> None:

@@ -174,7 +174,8 @@ def parse(message: str | bytes) -> Event:
         s = m.start
         fmt = s.mediaFormat
         if fmt.encoding != "audio/x-mulaw" or fmt.sampleRate != 8000 or fmt.channels != 1:
-            raise ProtocolError("bad_media_format", f"{fmt.encoding} {fmt.sampleRate} Hz x{fmt.channels}")
+            raise ProtocolError("bad_media_format",
+                                f"call {s.callSid[:40]}: {fmt.encoding} {fmt.sampleRate} Hz x{fmt.channels}")
         return Start(s.streamSid, s.callSid, s.accountSid, tuple(s.tracks), dict(s.customParameters))
     if type(m) is _Dtmf:
         if len(m.dtmf.digit) != 1 or m.dtmf.digit not in "0123456789*#ABCD":

@@ -19,9 +19,14 @@ def _header(headers: dict[str, str], name: str) -> str | None:
 def public_url(path_qs: str, headers: dict[str, str], public_base: str | None, scheme: str,
                websocket: bool = False) -> str:
     """The URL Twilio used for this request. headers: lower-cased names."""
+    prefix = ""
     if public_base:
         base = urlsplit(public_base)
         proto, host = base.scheme, base.netloc
+        # served under a path (https://host/offhook) by a proxy that strips it before us
+        prefix = base.path.rstrip("/")
+        if prefix and (path_qs == prefix or path_qs.startswith(prefix + "/")):
+            prefix = ""
     else:
         proto = _header(headers, "x-forwarded-proto") or scheme
         host = _header(headers, "x-forwarded-host") or headers.get("host", "")
@@ -29,7 +34,7 @@ def public_url(path_qs: str, headers: dict[str, str], public_base: str | None, s
         proto = {"https": "wss", "http": "ws"}.get(proto, proto)
     elif proto in ("wss", "ws"):
         proto = "https" if proto == "wss" else "http"
-    return f"{proto}://{host}{path_qs}"
+    return f"{proto}://{host}{prefix}{path_qs}"
 
 
 class SignatureChecker:
