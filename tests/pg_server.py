@@ -110,3 +110,9 @@ def fresh_database(url: str) -> str:
     with psycopg.connect(url, autocommit=True) as c:
         c.execute(f"CREATE DATABASE {name}")
     return url.replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request):
+    """A DATABASE_URL per backend: "" (SQLite under the data dir) or a fresh PostgreSQL database."""
+    return "" if request.param == "sqlite" else fresh_database(request.getfixturevalue("pg_url"))

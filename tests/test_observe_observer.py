@@ -19,8 +19,7 @@ from trio.testing import MockClock
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from edge_helpers import running_server
-from pg_server import fresh_database
-from pg_server import pg_url  # noqa: F401 (fixture)
+from pg_server import pg_url, store_url  # noqa: F401 (fixtures)
 from offhook.observe.observer import Observer
 from offhook.observe.record import BargeInRecord, CallRecord, EndReason, EventRecord, TurnRecord
 from offhook.observe.recording import sample_fraction
@@ -269,12 +268,6 @@ def test_a_broken_recordings_dir_costs_the_recording_not_the_call(tmp_path):
         assert not result.error and result.lines[0].latency is not None  # the call went on
         assert rec.complete and rec.recording_path is None and len(rec.turns) == 1
     run(main)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request):
-    """"" for SQLite under the data dir, else a fresh database on the test PostgreSQL server."""
-    return "" if request.param == "sqlite" else fresh_database(request.getfixturevalue("pg_url"))
 
 
 def test_status_callback_corrects_the_twilio_minutes(tmp_path, store_url):

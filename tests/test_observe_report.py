@@ -10,11 +10,12 @@ from offhook.cli import main as offhook
 from offhook.observe.report import compute, mask_number, parse_since
 from offhook.observe.store import open_store
 from offhook.server.config import Config
+from pg_server import pg_url, store_url  # noqa: F401 (fixtures)
 
 
-def seed(tmp_path) -> float:
+def seed(tmp_path, database_url: str = "") -> float:
     now = time.time()
-    cfg = Config.load(env={}, validate_signatures=False, data_dir=str(tmp_path / "data"))
+    cfg = Config.load(env={}, validate_signatures=False, data_dir=str(tmp_path / "data"), database_url=database_url)
 
     async def main():
         async with open_store(cfg) as store:
@@ -33,10 +34,10 @@ def report_json(tmp_path, capsys, *args) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_report_figures_match_the_hand_computed_store(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("DATABASE_URL", raising=False)
+def test_report_figures_match_the_hand_computed_store(tmp_path, capsys, monkeypatch, store_url):
+    monkeypatch.setenv("DATABASE_URL", store_url)  # "" = SQLite under the config's data_dir
     monkeypatch.delenv("OFFHOOK_DATA_DIR", raising=False)
-    seed(tmp_path)
+    seed(tmp_path, store_url)
     rep = report_json(tmp_path, capsys)  # default window: 7 days, so CAold (9 days ago) is out
     assert rep["calls"] == {"total": 6, "complete": 5, "incomplete": 1}
     # first-audio latencies 0.6 0.7 0.8 0.9 1.4: P50 = 0.8; P95 at rank 3.8 = 0.9 + 0.8 * 0.5 = 1.3
