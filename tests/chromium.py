@@ -120,7 +120,8 @@ async def headless_chromium(timeout: float = 30.0):
             while url is None:
                 chunk = await proc.stderr.receive_some()
                 if not chunk:
-                    raise RuntimeError(f"chromium exited before DevTools came up: {buf.decode(errors='replace')[-1000:]}")
+                    tail = buf.decode(errors="replace")[-1000:]
+                    raise RuntimeError(f"chromium exited before DevTools came up: {tail}")
                 buf += chunk
                 m = re.search(rb"DevTools listening on (ws://\S+)", buf)
                 url = m.group(1).decode() if m else None

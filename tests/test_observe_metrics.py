@@ -39,7 +39,8 @@ def test_a_finished_call_moves_its_metrics():
     rec.events.append(EventRecord("watchdog", 70.0, "dead air on elevenlabs: switching voice"))
     m.call_finished(rec)
     hand = sample_record("CA2", started_at=0.0, duration=8.0, reason=EndReason.HANDOFF_HUMAN, ended_by=EndedBy.AGENT)
-    hand.turns, hand.barge_ins, hand.events = [], [], [EventRecord("tts_fallback", 1.0), EventRecord("llm_failure", 2.0)]
+    hand.turns, hand.barge_ins = [], []
+    hand.events = [EventRecord("tts_fallback", 1.0), EventRecord("llm_failure", 2.0)]
     m.call_finished(hand)
     s = samples(m)
     assert s[("offhook_first_audio_seconds_count", ())] == 2

@@ -285,7 +285,8 @@ def test_status_callback_corrects_the_twilio_minutes(tmp_path, store_url):
             await obs.flush()
             second = await obs.store.get_call(caller.call_sid)
             metrics = await scrape(app)
-        assert first.usage.twilio_seconds == pytest.approx(first.duration) and first.cost["twilio"] == pytest.approx(0.0125)
+        assert first.usage.twilio_seconds == pytest.approx(first.duration)
+        assert first.cost["twilio"] == pytest.approx(0.0125)
         assert second.usage.twilio_seconds == 125 and second.cost["twilio"] == pytest.approx(3 * 0.0125)
         assert m(metrics, "offhook_cost_dollars_total", component="twilio") == pytest.approx(3 * 0.0125)
         assert second.cost["total"] > first.cost["total"]

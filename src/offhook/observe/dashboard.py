@@ -112,13 +112,15 @@ def overview(rep: dict, records: list[CallRecord], link, *, days: float = 7, tru
     done = [r for r in records if r.complete]
     figs = "".join([
         _fig("calls", f"{c['total']} ({c['incomplete']} incomplete)"),
-        _fig("first audio P50", _ms(rep["first_audio"]["p50"])), _fig("first audio P95", _ms(rep["first_audio"]["p95"])),
+        _fig("first audio P50", _ms(rep["first_audio"]["p50"])),
+        _fig("first audio P95", _ms(rep["first_audio"]["p95"])),
         _fig("barge-in success", _pct(bi["success_rate"])), _fig("false barge-ins", _pct(bi["false_rate"])),
         _fig("stalls", str(rep["stalls"])), _fig("TTS fallbacks", str(rep["tts_fallbacks"])),
         _fig("handoffs", str(rep["handoffs"])), _fig("cost total", _usd(cost["total"])),
         _fig("cost per call", _usd(cost["per_call"])), _fig("cost per minute", _usd(cost["per_minute"])),
     ])
-    stage_rows = "".join(f"<tr><td>{escape(s)}</td><td>{_ms(v['p50'])}</td><td>{_ms(v['p95'])}</td><td>{v['n']}</td></tr>"
+    stage_rows = "".join(f"<tr><td>{escape(s)}</td><td>{_ms(v['p50'])}</td><td>{_ms(v['p95'])}</td>"
+                         f"<td>{v['n']}</td></tr>"
                          for s, v in rep["stages"].items())
     hb = rep["hangups_by_duration"]
     charts = "".join([
@@ -212,7 +214,8 @@ def call_page(rec: CallRecord, link, recording_url: str | None) -> str:
             f'{escape(t.speculative)}{"; stalled" if t.stalled else ""}</p>'
             f'{svg.waterfall(f"waterfall_{t.index}", f"turn {t.index} latency waterfall", _turn_rows(t), fa)}</div>')
     barge = "".join(f"<tr><td>{b.onset:.2f} s</td><td>{escape(b.outcome)}</td><td>{_ms(b.reaction)}</td>"
-                    f"<td>{b.heard_ms:.0f} ms</td><td>{escape(', '.join(b.cancelled))}</td></tr>" for b in rec.barge_ins)
+                    f"<td>{b.heard_ms:.0f} ms</td><td>{escape(', '.join(b.cancelled))}</td></tr>"
+                    for b in rec.barge_ins)
     events = "".join(f"<tr><td>{e.at:.2f} s</td><td>{escape(e.kind)}</td><td>{escape(e.detail)}</td></tr>"
                      for e in rec.events)
     costs = "".join(f"<tr><td>{escape(k)}</td><td>{_usd(v)}</td></tr>" for k, v in rec.cost.items())

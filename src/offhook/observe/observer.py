@@ -262,7 +262,8 @@ class Observer:
 
     async def _guard(self, scope, send, *, needs_token: bool) -> bool:
         if needs_token and not self.config.metrics_token:
-            await self._respond(send, 403, "the dashboard shows callers' words: set OFFHOOK_METRICS_TOKEN to enable it\n")
+            await self._respond(send, 403, "the dashboard shows callers' words: "
+                                           "set OFFHOOK_METRICS_TOKEN to enable it\n")
             return False
         if not self._authorized(scope):
             await self._respond(send, 401, "unauthorized\n", headers=[(b"www-authenticate", b'Bearer realm="offhook"')])
