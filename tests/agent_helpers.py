@@ -81,14 +81,14 @@ class Rig:
     calls: list = field(default_factory=list)
 
     def contexts(self, fallback: bool = False) -> list:
-        """The TTS contexts opened by calls (not the start-up renders), oldest first."""
+        """The TTS contexts calls sent text to (not the start-up renders, nor the empty context the
+        client keeps open for keep-alives), oldest first."""
         emu = self.tts2 if fallback else self.tts
-        return emu.contexts[self.startup_contexts[1 if fallback else 0]:]
+        return [c for c in emu.contexts[self.startup_contexts[1 if fallback else 0]:] if "".join(c.texts).strip()]
 
     def said(self, fallback: bool = False) -> list[str]:
         """The text each call utterance sent to a voice."""
-        texts = ["".join(c.texts) for c in self.contexts(fallback)]
-        return [t for t in texts if t.strip()]  # the client keeps an empty context open for keep-alives
+        return ["".join(c.texts) for c in self.contexts(fallback)]
 
     async def call(self, steps, **kw):
         kw.setdefault("call_sid", "CA" + uuid.uuid4().hex)  # the STT emulator's board is keyed by it

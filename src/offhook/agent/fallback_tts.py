@@ -131,11 +131,13 @@ class Speaker:
                 tried.add(voice.name)
                 att = Attempt(voice)
                 self.attempts.append(att)
+                state = {"index": index}  # the attempt advances it as it takes clauses from the feed
                 try:
-                    index = await self._attempt(att, carry, index)
+                    await self._attempt(att, carry, state)
                     voice.breaker.record_success()
                     return
                 except _AttemptFailed as e:
+                    index = state["index"]
                     voice.breaker.record_failure()
                     carry = self._unspoken(att)
                     nxt = [v.name for v in self._order() if v.name not in tried]
@@ -160,10 +162,9 @@ class Speaker:
                 seen += 1
         return ""
 
-    async def _attempt(self, att: Attempt, carry: str, index: int) -> int:
+    async def _attempt(self, att: Attempt, carry: str, state: dict) -> None:
         first_wait = trio.CancelScope()
         fmt_path: list[OutboundPath] = []
-        state = {"index": index}
         try:
             with att.scope:
                 async with att.voice.session.utterance() as utt:
@@ -185,7 +186,6 @@ class Speaker:
             raise _AttemptFailed(att.fail_reason or "cancelled")
         if first_wait.cancelled_caught:
             raise _AttemptFailed(f"no audio within {self.first_audio_timeout:g} s")
-        return state["index"]
 
     def _close_utterance(self, att: Attempt, paths: list[OutboundPath]) -> None:
         if att.utterance_id is None or self.pacer.current is None or self.pacer.current.id != att.utterance_id:

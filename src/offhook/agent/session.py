@@ -526,17 +526,24 @@ class AgentCall:
 
     # ------------------------------------------------------------ watchdog
     async def _watchdog(self) -> None:
+        dry_since: float | None = None
         while True:
             await trio.sleep(WATCHDOG_PERIOD_S)
             now = trio.current_time()
             reply = self.speaking
             att = reply.speaker.current if reply is not None and reply.speaker is not None else None
+            # dead air: the voice owes audio for text it was sent, and the line has gone quiet
             if (att is not None and att.first_audio_at is not None and att.owes_audio
-                    and not self.pacer.playing(now)
-                    and now - max(att.owed_since or 0.0, att.last_audio_at or 0.0) > DEAD_AIR_S):
-                att.fail_reason = f"watchdog: no audio for {DEAD_AIR_S:g} s while speaking"
-                self.event("watchdog", f"dead air on {att.voice.name}")
-                att.scope.cancel()
+                    and not self.pacer.playing(now) and now - (att.owed_since or now) > DEAD_AIR_S):
+                if dry_since is None:
+                    dry_since = max(self.pacer.play_end, att.owed_since or now)
+                if now - dry_since > DEAD_AIR_S:
+                    att.fail_reason = f"watchdog: {now - dry_since:.1f} s of dead air while speaking"
+                    self.event("watchdog", f"dead air on {att.voice.name}: switching voice")
+                    att.scope.cancel()
+                    dry_since = None
+            else:
+                dry_since = None
             if (self.stt is not None and now - self.last_stt_at > STT_SILENT_S
                     and self.voiced_since_stt_ms >= 500):
                 self.event("watchdog", f"STT silent {now - self.last_stt_at:.1f} s while the caller spoke;"

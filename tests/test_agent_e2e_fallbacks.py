@@ -1,0 +1,135 @@
+"""The seed's fallbacks end to end: stall phrase, LLM failures -> handoff, TTS error / slow first
+audio / hang -> the fallback voice goes on from the first unspoken word."""
+import httpx
+import pytest
+
+from agent_helpers import PUBLIC, agent_rig, heard_after, heard_spans, mock_clock
+from edge_helpers import TOKEN
+from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
+from offhook.twilio.signature import sign
+
+pytestmark = pytest.mark.timeout(60)
+
+GREETING = {"wait_for_agent": {"quiet": 0.5, "timeout": 10}}
+AFTER = {"wait_for_agent": {"quiet": 0.6, "timeout": 12}}
+QUESTION = "Where are you located?"
+MS_PER_CHAR = 0.065
+
+
+def words(text):
+    return text.split()
+
+
+@mock_clock
+async def test_slow_llm_gets_the_stall_phrase_at_two_seconds_then_the_answer():
+    slow = LatencyProfile(first_s=2.5, gap_s=0.03)
+    async with agent_rig(llm_profile=slow) as rig:
+        result, call = await rig.call([GREETING, {"say": QUESTION}, {"wait_for_agent": {"quiet": 0.8, "timeout": 12}}])
+    line, turn = result.lines[0], call.record.turns[0]
+    assert turn.stalled and [e.detail for e in call.record.events if e.kind == "stall"] == ["Let me check on that."]
+    # the caller hears the stall phrase exactly 2.0 s after the turn was committed ...
+    stall_at = heard_after(result, line.end)
+    assert stall_at == pytest.approx(turn.endpoint_commit + 2.0, abs=0.021)
+    stall_len = len("Let me check on that.") * MS_PER_CHAR
+    assert result.agent_heard_between(stall_at, stall_at + stall_len) == pytest.approx(stall_len, abs=0.03)
+    # ... and then the answer, after the phrase (never over it), once the LLM has spoken
+    assert turn.llm_first_token >= turn.endpoint_commit + 2.0
+    assert turn.first_frame_played >= stall_at + stall_len - 0.021
+    assert turn.first_frame_played >= turn.tts_first_audio >= turn.llm_first_token
+    assert result.agent_heard_between(stall_at + stall_len, result.duration) > 1.0
+    assert "Street" in rig.said()[-1]
+
+
+@mock_clock
+async def test_llm_that_first_token_before_the_stall_time_gets_no_stall():
+    async with agent_rig(llm_profile=LatencyProfile(first_s=1.7, gap_s=0.03)) as rig:
+        result, call = await rig.call([GREETING, {"say": QUESTION}, AFTER])
+    assert not call.record.turns[0].stalled and not any(e.kind == "stall" for e in call.record.events)
+
+
+@pytest.mark.parametrize("handoff_number", ["", "+15550001111"])
+@mock_clock
+async def test_three_llm_failures_hand_the_caller_to_voicemail(handoff_number):
+    faults = FaultPlan.always(Fault("error", status=529))
+    async with agent_rig(llm_faults=faults, handoff_number=handoff_number) as rig:
+        result, call = await rig.call([GREETING, {"say": QUESTION}, {"wait_for_agent": {"quiet": 3, "timeout": 12}}])
+        async with httpx.AsyncClient(base_url=rig.app.base_http) as http:
+            params = {"CallSid": result.call_sid}
+            after = await http.post("/twilio/after-stream", data=params, headers={
+                "X-Twilio-Signature": sign(TOKEN, PUBLIC + "/twilio/after-stream", params)})
+    kinds = [e.kind for e in call.record.events]
+    assert kinds.count("llm_failure") == 3 and kinds.count("handoff") == 1
+    assert len([r for r in rig.llm.requests if r.status == 529]) == 3
+    # the caller heard the handoff line, then the server ended the media stream
+    assert rig.said()[-1].strip() == rig.config.handoff_line
+    assert result.ended_by == "server"
+    last_audio = result.agent_played[-1][0] * 0.02
+    assert result.duration - last_audio < 0.5
+    assert after.status_code == 200
+    if handoff_number:
+        assert call.end_reason == "handoff_human"
+        assert "<Number>+15550001111</Number>" in after.text
+    else:
+        assert call.end_reason == "handoff_voicemail"
+        assert "<Record" in after.text and rig.config.voicemail_prompt in after.text
+
+
+GREETING_TEXT = "Maple Street Hair, how can I help?"
+
+
+def assert_greeting_continued(rig, call):
+    """The primary voice spoke the start of the greeting, the fallback voice the rest, from the
+    first word whose audio never reached offhook (a word cut mid-way is said again in full)."""
+    first = call.pacer.utterances[min(call.pacer.utterances)]  # the greeting, in the primary voice
+    spoken = "".join(t for t, _, _ in first.alignment)
+    full = words(GREETING_TEXT)
+    done = len(spoken.split()) - (0 if spoken.endswith(" ") else 1)
+    assert 0 < done < len(full)
+    assert words(rig.said(fallback=True)[0]) == full[done:]
+
+
+@mock_clock
+async def test_tts_error_mid_sentence_the_fallback_voice_continues_it_and_keeps_later_turns():
+    faults = FaultPlan([None, Fault("error", after_s=0.35)])  # [start-up render, the call's connection]
+    async with agent_rig(tts_faults=faults) as rig:
+        result, call = await rig.call([GREETING, {"say": QUESTION}, AFTER])
+    assert_greeting_continued(rig, call)
+    # the caller heard no gap: the fallback's audio arrived while the primary's was still playing
+    greeting = heard_spans(result)[0]
+    assert greeting[0] < 0.35
+    assert greeting[1] - greeting[0] >= len(GREETING_TEXT) * MS_PER_CHAR - 0.05
+    assert any(e.kind == "tts_fallback" and "elevenlabs:" in e.detail for e in call.record.events)
+    # the breaker keeps the next turn on the fallback voice: the primary got no more text
+    assert not any(t.strip() for t in rig.said()[1:])
+    answer = rig.said(fallback=True)[-1]
+    assert call.record.turns[0].tts_provider == "elevenlabs-fallback" and answer.strip()
+    assert heard_after(result, result.lines[0].end) - result.lines[0].end <= 0.9
+
+
+@mock_clock
+async def test_tts_slow_first_audio_moves_the_utterance_to_the_fallback_at_the_threshold():
+    slow = LatencyProfile(first_s=1.5, gap_s=0.05)
+    async with agent_rig(tts_profile=slow) as rig:
+        result, call = await rig.call([GREETING, {"say": QUESTION}, AFTER])
+    first = heard_spans(result)[0]
+    # the primary had 1.2 s; the fallback (200 ms + 50 ms network) took over with the whole greeting
+    assert 1.2 + 0.25 - 0.03 <= first[0] <= 1.2 + 0.25 + 0.1
+    assert words(rig.said(fallback=True)[0]) == words(GREETING_TEXT)
+    # the primary's late audio (at 1.5 s) was dropped: the caller heard the greeting once
+    assert result.agent_heard_between(0, result.lines[0].start) == pytest.approx(
+        len(GREETING_TEXT) * MS_PER_CHAR, abs=0.05)
+    assert any(e.kind == "tts_fallback" and "no audio within 1.2 s" in e.detail for e in call.record.events)
+
+
+@mock_clock
+async def test_tts_hang_mid_sentence_the_watchdog_ends_the_dead_air():
+    faults = FaultPlan([None, Fault("hang", after_s=0.35)])
+    async with agent_rig(tts_faults=faults) as rig:
+        # a patient caller: does not talk into the dead air
+        result, call = await rig.call([{"wait_for_agent": {"quiet": 2.5, "timeout": 10}}, {"say": QUESTION}, AFTER])
+    spans = heard_spans(result)
+    # the primary's audio ran out, the line went quiet, and after ~1 s the fallback voice went on
+    gap = spans[1][0] - spans[0][1]
+    assert 1.0 <= gap <= 1.0 + 0.1 + 0.25 + 0.1
+    assert any(e.kind == "watchdog" and "dead air" in e.detail for e in call.record.events)
+    assert_greeting_continued(rig, call)
