@@ -205,9 +205,12 @@ class SqlStore:
             params.append(until)
         if limit is not None:
             sql = f"SELECT record FROM ({sql} ORDER BY started_at DESC LIMIT {int(limit)}) AS newest"
-        rows = await self._run(self._execute, sql, tuple(params))
-        recs = [CallRecord.from_dict(json.loads(r[0])) for r in rows]
-        return sorted(recs, key=lambda r: (r.started_at, r.call_sid))
+
+        def read() -> list[CallRecord]:
+            # decoded in the worker too: thousands of records would hold up the calls on the trio thread
+            recs = [CallRecord.from_dict(json.loads(r[0])) for r in self._execute(sql, tuple(params))]
+            return sorted(recs, key=lambda r: (r.started_at, r.call_sid))
+        return await self._run(read)
 
     async def get_status(self, sid: str) -> dict[str, dict]:
         """Status callbacks received for a call: {CallStatus: {"duration": s|None, "received_at": t}}."""
