@@ -16,6 +16,7 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from offhook.cli import main
+from pg_server import pg_url, store_url  # noqa: F401 (fixtures)
 from offhook.sim.caller import SimCaller
 from offhook.sim.scenario import from_dict
 from offhook.twilio.protocol import InboundBuilder, build_connected, build_start
@@ -61,13 +62,15 @@ def test_agent_mode_without_the_agent_modules_says_so(monkeypatch, capsys, clean
     assert "Traceback" not in err
 
 
-def test_port_in_use_is_a_clear_error(capsys, clean_env):
+def test_port_in_use_is_a_clear_error(capsys, clean_env, monkeypatch):
+    monkeypatch.setenv("OFFHOOK_VALIDATE_SIGNATURES", "0")  # the env form of --insecure-dev warns too
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["serve", "--mode", "echo", "--insecure-dev", "--port", str(port)]) == 2
+        assert main(["serve", "--mode", "echo", "--port", str(port)]) == 2
     err = capsys.readouterr().err
+    assert "WARNING: Twilio signature validation is OFF" in err
     assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
 
 
@@ -159,11 +162,21 @@ TALK = {"steps": [{"wait_for_agent": {"quiet": 0.3, "timeout": 10}}, {"say": "on
                   {"wait_for_agent": {"quiet": 0.4, "timeout": 10}}, {"hangup": True}]}
 
 
-def test_two_workers_share_the_port_and_sigterm_drains_without_cutting_calls(tmp_path):
+def stored_calls(tmp_path, database_url: str) -> list[tuple]:
+    query = "SELECT call_sid, server_id, end_reason, complete FROM calls"
+    if not database_url:
+        with sqlite3.connect(tmp_path / "data" / "calls.sqlite3") as db:
+            return db.execute(query).fetchall()
+    import psycopg
+    with psycopg.connect(database_url) as db:
+        return db.execute(query).fetchall()
+
+
+def test_two_workers_share_the_port_and_sigterm_drains_without_cutting_calls(tmp_path, store_url):
     async def main_():
         async with trio.open_nursery() as n:
             s = await start_server(n, ["--workers", "2", "--mode", "echo", "--insecure-dev", "--port", "0"],
-                                   tmp_path, OFFHOOK_DRAIN_TIMEOUT_S="60")
+                                   tmp_path, OFFHOOK_DRAIN_TIMEOUT_S="60", DATABASE_URL=store_url)
             line = await s.wait_for("all 2 workers listening on")
             base = line.split("listening on ")[1].strip()
             base_ws = base.replace("http://", "ws://")
@@ -213,9 +226,8 @@ def test_two_workers_share_the_port_and_sigterm_drains_without_cutting_calls(tmp
             return {r.call_sid for r in results}
 
     talked = trio.run(main_)
-    # both processes wrote the one call store: every call once, by the worker that took it
-    with sqlite3.connect(tmp_path / "data" / "calls.sqlite3") as db:
-        rows = db.execute("SELECT call_sid, server_id, end_reason, complete FROM calls").fetchall()
+    # both processes wrote the one call store (SQLite file / PostgreSQL): every call once, by its worker
+    rows = stored_calls(tmp_path, store_url)
     assert len(rows) == 28 and len({r[0] for r in rows}) == 28
     assert {r[1] for r in rows} == {f"{socket.gethostname()}-w0", f"{socket.gethostname()}-w1"}
     assert all(r[3] for r in rows) and {r[2] for r in rows} == {"caller_hangup"}

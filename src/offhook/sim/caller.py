@@ -18,6 +18,7 @@ import logging
 import random
 import string
 import wave
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -144,7 +145,7 @@ class SimCaller:
         self.result = CallResult(self.call_sid, self.stream_sid)
         self.playout = Playout()
         self._noise = comfort_noise()
-        self._speech: list[bytes] = []     # frames still to say
+        self._speech: deque[bytes] = deque()  # frames still to say
         self._speech_done = trio.Event()
         self._seq = 0
         self._tick = 0
@@ -216,7 +217,7 @@ class SimCaller:
             self._tick += 1
             k = self._tick - 1
             if self._speech:
-                frame = self._speech.pop(0)
+                frame = self._speech.popleft()
                 if not self._speech:
                     self._speech_done.set()
             else:
@@ -288,7 +289,7 @@ class SimCaller:
         self.result.lines.append(line)
         self._event("say", text)
         self._speech_done = trio.Event()
-        self._speech = frames
+        self._speech = deque(frames)
         await self._speech_done.wait()
         self._pending_line = line
         self._event("said", text)

@@ -17,23 +17,25 @@ class Playout:
     clears: list[int] = field(default_factory=list)  # tick index of each clear received
     frames_received: int = 0
     frames_cleared: int = 0
+    pending: int = 0  # media frames queued (kept as a count: asked every tick by many callers)
 
     def on_media(self, frame: bytes) -> None:
         self.frames_received += 1
+        self.pending += 1
         self.queue.append(("media", frame))
 
     def on_mark(self, name: str) -> list[str]:
         """A mark with nothing queued before it is echoed at once."""
-        if not any(kind == "media" for kind, _ in self.queue):
-            if not self.queue:
-                return [name]
+        if not self.queue:
+            return [name]
         self.queue.append(("mark", name))
         return []
 
     def on_clear(self, tick: int) -> list[str]:
         self.clears.append(tick)
         echoes = [v for kind, v in self.queue if kind == "mark"]
-        self.frames_cleared += sum(1 for kind, _ in self.queue if kind == "media")
+        self.frames_cleared += self.pending
+        self.pending = 0
         self.queue.clear()
         return echoes
 
@@ -45,10 +47,7 @@ class Playout:
         frame = None
         if self.queue:
             frame = self.queue.popleft()[1]
+            self.pending -= 1
             self.played.append((tick, frame))
         # marks right behind the frame are echoed when it finishes: at the next tick
         return frame, echoes
-
-    @property
-    def pending(self) -> int:
-        return sum(1 for kind, _ in self.queue if kind == "media")
