@@ -27,9 +27,10 @@ class StartupError(Exception):
     """The server cannot start as configured; the message says why and what to do."""
 
 
-def hypercorn_config(bind: str, max_message_bytes: int, drain_timeout_s: float = 0.0) -> HyperConfig:
+def hypercorn_config(host: str, port: int, max_message_bytes: int, *, bind: str | None = None) -> HyperConfig:
+    """bind (e.g. fd://N for a socket made here) overrides host:port."""
     hc = HyperConfig()
-    hc.bind = [bind]
+    hc.bind = [bind or (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")]
     hc.websocket_max_message_size = max_message_bytes  # megabyte text frames are refused by the server
     hc.keep_alive_timeout = 75  # Twilio reuses webhook connections
     # hypercorn cuts open connections this long after shutdown starts; ours starts only once the drain
@@ -53,11 +54,9 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 async def serve_app(app: OffhookApp, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False,
                     shutdown_trigger=None, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run until cancelled, or until shutdown_trigger returns. task_status gets the base http URL."""
-    if reuse_port:
-        bind = f"fd://{reuseport_socket(host, port).detach()}"  # hypercorn owns the fd from here
-    else:
-        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    hc = hypercorn_config(bind, app.config.max_message_bytes)
+    # with reuse_port, hypercorn gets the fd of a socket made here and owns it from then on
+    bind = f"fd://{reuseport_socket(host, port).detach()}" if reuse_port else None
+    hc = hypercorn_config(host, port, app.config.max_message_bytes, bind=bind)
     async with trio.open_nursery() as nursery:
         await nursery.start(app.ticker.run)
 
