@@ -7,6 +7,8 @@ import trio
 
 from observe_helpers import seeded_calls
 from offhook.cli import main as offhook
+from offhook.observe.measures import stage_latencies
+from offhook.observe.record import TurnRecord
 from offhook.observe.report import compute, mask_number, parse_since
 from offhook.observe.store import open_store
 from offhook.server.config import Config
@@ -107,3 +109,9 @@ def test_an_empty_window_reports_no_numbers_rather_than_zeros():
     rep = compute([], 0.0, 1.0)
     assert rep["first_audio"]["p50"] is None and rep["barge_in"]["success_rate"] is None
     assert rep["cost"]["per_call"] is None and rep["hangups_by_duration"]["0-10s"]["rate"] is None
+
+
+def test_a_speculative_head_start_is_no_wait_not_a_negative_latency():
+    t = TurnRecord(0, speech_end=1.0, stt_final=1.2, endpoint_commit=1.3, llm_first_token=1.25, tts_first_audio=1.4)
+    assert stage_latencies(t) == {"endpoint_wait": pytest.approx(0.3), "stt_final": pytest.approx(0.2),
+                                  "llm_first_token": 0.0, "tts_first_audio": pytest.approx(0.15)}

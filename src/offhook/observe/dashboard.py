@@ -180,7 +180,9 @@ def _turn_rows(t) -> list[tuple[str, float, float]]:
     if lat["stt_final"] is not None:
         spans.append(("STT final", 0.0, lat["stt_final"]))
     if t.endpoint_commit is not None and t.llm_first_token is not None:
-        spans.append(("LLM first token", t.endpoint_commit - z, t.llm_first_token - z))
+        early = t.llm_first_token < t.endpoint_commit  # a speculative reply was already streaming
+        spans.append(("LLM (speculative)" if early else "LLM first token", t.endpoint_commit - z,
+                      max(t.endpoint_commit, t.llm_first_token) - z))
     if t.llm_first_token is not None and t.tts_first_audio is not None:
         spans.append(("TTS first audio", t.llm_first_token - z, t.tts_first_audio - z))
     if t.tts_first_audio is not None and t.first_frame_sent is not None:

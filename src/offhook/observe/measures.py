@@ -3,8 +3,9 @@
 Stage latencies (seconds, call clock) per turn, each None when either end was not reached:
   endpoint_wait    caller speech end -> endpoint committed (the silence we waited for)
   stt_final        caller speech end -> STT final transcript
-  llm_first_token  endpoint committed -> first LLM token
-  tts_first_audio  first LLM token -> first TTS audio
+  llm_first_token  endpoint committed -> first LLM token (0 when a speculative reply had its first
+                   token before the commit: the caller waited on no LLM; hits are counted apart)
+  tts_first_audio  first LLM token -> first TTS audio (likewise never below 0)
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ HANDOFF_REASONS = (EndReason.HANDOFF_VOICEMAIL, EndReason.HANDOFF_HUMAN)
 
 def stage_latencies(turn: TurnRecord) -> dict[str, float | None]:
     def span(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else b - a
+        return None if a is None or b is None else max(0.0, b - a)
     return {
         "endpoint_wait": span(turn.speech_end, turn.endpoint_commit),
         "stt_final": span(turn.speech_end, turn.stt_final),
