@@ -382,3 +382,25 @@ def test_streams_that_never_become_calls_are_counted_and_closed():
                                                       "closed_before_start": 1, "no_start_timeout": 1}
             assert app.finished == [] and app.active == {}
     run(main)
+
+
+def test_a_line_that_goes_silent_without_closing_is_ended():
+    async def main():
+        async with running_server(validate_signatures=False) as app:
+            b = InboundBuilder("MZq")
+            async with open_websocket_url(app.base_ws + "/twilio/media") as ws:
+                await ws.send_message(build_connected())
+                await ws.send_message(build_start(1, "MZq", "CAquiet", "AC1", {}))
+                for i in range(5):
+                    await ws.send_message(b.media(2 + i, i + 1, 20 * i, FRAME))
+                t0 = trio.current_time()
+                with pytest.raises(ConnectionClosed):
+                    while True:  # greeting audio and marks come; we send nothing more
+                        await ws.get_message()
+                waited = trio.current_time() - t0
+            await trio.sleep(0.1)
+            call = app.finished[-1]
+            assert (call.call_sid, call.end_reason, call.ended_by) == ("CAquiet", "error_protocol", "system")
+            assert any(kind == "inbound_timeout" for _, kind, _ in call.events)
+            assert 10.0 <= waited <= 12.6  # sampled every 2.5 s
+    run(main)

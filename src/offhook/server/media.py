@@ -24,6 +24,9 @@ from offhook.twilio.protocol import (Dtmf, Mark, Media, MediaStreamParser, Outbo
 log = logging.getLogger("offhook.media")
 
 START_TIMEOUT_S = 10.0
+# Twilio sends inbound media every 20 ms for the whole call, silence included; this long without any
+# message means the line is dead without the socket saying so (half-open TCP): end the call.
+INBOUND_TIMEOUT_S = 10.0
 MESSAGE_TOO_BIG = 1009  # WebSocket close code: the server refused an over-size message
 
 
@@ -128,6 +131,7 @@ class MediaSession:
         self.call: MediaCall | None = None
         self.close_code: int | None = None
         self.no_start: str | None = None
+        self.messages_in = 0
 
     async def _next_text(self) -> str | None:
         """Next text frame; None when the socket closed. Binary frames are counted and skipped."""
@@ -174,6 +178,7 @@ class MediaSession:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(call.pacer.run)
                     nursery.start_soon(self._run_handler, handler, call)
+                    nursery.start_soon(self._watch_inbound, call)
                     await self._read(handler, call)
                     nursery.cancel_scope.cancel()
         except Exception as e:  # one call's bug must not take the server down
@@ -214,6 +219,20 @@ class MediaSession:
         self.no_start = "no_start_timeout"
         return None
 
+    async def _watch_inbound(self, call: MediaCall) -> None:
+        # samples a counter the reader bumps, so the per-frame path pays no clock read or timer
+        seen, idle = -1, 0.0
+        step = INBOUND_TIMEOUT_S / 4
+        while True:
+            await trio.sleep(step)
+            idle = idle + step if self.messages_in == seen else 0.0
+            seen = self.messages_in
+            if idle >= INBOUND_TIMEOUT_S:
+                log.warning("call %s: no message from Twilio for %.0f s; ending the call", call.call_sid, idle)
+                call.event("inbound_timeout", f"{idle:.0f} s")
+                call.end("error_protocol", "system")
+                return
+
     async def _run_handler(self, handler: CallHandler, call: MediaCall) -> None:
         await handler.run(call)
         call.end(call.end_reason or "agent_end", call.ended_by or "agent")
@@ -224,6 +243,7 @@ class MediaSession:
         on_audio = handler.on_audio
         while True:
             text = await self._next_text()
+            self.messages_in += 1
             if text is None:
                 if self.close_code == MESSAGE_TOO_BIG:
                     call.end("error_protocol", "system")
