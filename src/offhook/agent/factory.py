@@ -29,6 +29,9 @@ BREAKER_FAILURES = 1        # one failed utterance moves later turns to the fall
 PROBE_INTERVAL_S = 10.0     # ... until a probe this often says the primary is back
 PROBE_TEXT = "Okay."
 PROBE_TIMEOUT_S = 2.0
+# the confirmatory words the system prompt asks replies to open with, pre-rendered per voice so
+# the first audio of such a reply plays without waiting for the TTS
+OPENERS = ("Sure,", "Okay,", "Got it.", "Sure.", "Okay.", "Of course.", "Alright,", "Certainly.")
 
 
 @dataclass
@@ -40,6 +43,7 @@ class AgentShared:
     greeting: str
     stall: StallPhrases
     breakers: dict[str, CircuitBreaker]
+    openers: StallPhrases | None = None
     frame_level: Callable[[bytes], float] = ulaw_level_db
 
 
@@ -88,14 +92,15 @@ async def agent_handler_factory(config, providers) -> AsyncIterator[Callable]:
     if getattr(config, "agent_prompt", ""):
         extra = f"{config.agent_prompt}\n\n{extra}"
     system = build_system_prompt(profile, extra=extra, recording_notice=bool(notice))
-    stall = StallPhrases()
+    stall, openers = StallPhrases(), StallPhrases(OPENERS)
     for p in providers.tts:
-        try:
-            await stall.render(p)
-        except Exception as e:  # a voice that cannot render now simply has no stall phrase
-            log.warning("could not pre-render stall phrases with %s: %s", p.name, e)
+        for cache in (stall, openers):
+            try:
+                await cache.render(p)
+            except Exception as e:  # a voice that cannot render now simply goes without
+                log.warning("could not pre-render %s with %s: %s", cache.phrases, p.name, e)
     breakers = {p.name: CircuitBreaker(BREAKER_FAILURES, PROBE_INTERVAL_S) for p in providers.tts}
-    shared = AgentShared(config, providers, profile, system, greeting, stall, breakers)
+    shared = AgentShared(config, providers, profile, system, greeting, stall, breakers, openers)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_probe_loop, providers, breakers)
         yield lambda call: AgentCall(shared, call)

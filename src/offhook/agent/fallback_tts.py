@@ -11,6 +11,7 @@ provider keeps later utterances off a failing one until a probe succeeds.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -21,6 +22,10 @@ from offhook.audio import OutboundPath, ulaw_level_db
 from offhook.providers.base import TTSError, TTSProvider, TTSSession
 
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
+
+
+def _opener_key(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum())
 
 
 def _nonspace(s: str) -> int:
@@ -96,7 +101,7 @@ class Speaker:
 
     def __init__(self, voices: list[Voice], pacer, feed: TextFeed, *, first_audio_timeout: float,
                  levels=None, on_event: Callable[[str, str], None] | None = None,
-                 on_first_audio: Callable[[Attempt], None] | None = None) -> None:
+                 on_first_audio: Callable[[Attempt], None] | None = None, openers=None) -> None:
         self.voices = voices
         self.pacer = pacer
         self.feed = feed
@@ -107,6 +112,10 @@ class Speaker:
         self.attempts: list[Attempt] = []
         self.utterance_ids: list[int] = []
         self.done = False
+        self.first_chunk_cpu_s = 0.0
+        self.openers = openers
+        self.opener_played: str | None = None
+        self.first_audio_at: float | None = None   # first audio of the utterance handed to the pacer
 
     @property
     def current(self) -> Attempt | None:
@@ -118,8 +127,35 @@ class Speaker:
         # everything tripped: still try, the last voice is better than silence
         return healthy or usable
 
+    async def _opener(self) -> int:
+        """When the reply opens with a stock word ("Sure,", "Okay,") that the voice about to speak
+        has pre-rendered, play it at once and start the TTS at the next clause: the TTS first-chunk
+        latency then hides behind the opener's audio. Returns the feed index the TTS starts at."""
+        if self.openers is None or not await self.feed.wait(0):
+            return 0
+        order = self._order()
+        if not order or not self.openers.rendered(order[0].name):
+            return 0
+        key = _opener_key(self.feed.items[0])
+        match = next((i for i, p in enumerate(self.openers.phrases) if _opener_key(p) == key), None)
+        if match is None:
+            return 0
+        voice = order[0]
+        text, frames = self.openers.frames(voice.name, match)
+        u = self.pacer.start_utterance(text)
+        self.utterance_ids.append(u.id)
+        self.pacer.enqueue(frames)
+        if self.levels is not None:
+            self.levels.add(u.id, [ulaw_level_db(f) for f in frames])
+        self.pacer.end_utterance()
+        self.opener_played = text
+        self.first_audio_at = trio.current_time()
+        if self.on_first_audio:
+            self.on_first_audio(Attempt(voice, first_audio_at=trio.current_time(), utterance_id=u.id))
+        return 1
+
     async def run(self) -> None:
-        carry, index = "", 0   # text to re-send first, next feed item
+        carry, index = "", await self._opener()   # text to re-send first, next feed item
         tried: set[str] = set()
         try:
             while True:
@@ -247,8 +283,12 @@ class Speaker:
             return None
 
     def _on_chunk(self, att: Attempt, chunk, path: OutboundPath) -> None:
+        t_cpu = time.perf_counter()
         now = trio.current_time()
         frames = path.process(chunk.audio)
+        first = att.utterance_id is None and not self.utterance_ids
+        if first:
+            self.first_audio_at = now
         if att.utterance_id is None:
             u = self.pacer.start_utterance("")
             att.utterance_id = u.id
@@ -264,6 +304,8 @@ class Speaker:
             att.owed_since = now
         if frames:
             self._enqueue(att, frames)
+        if first:
+            self.first_chunk_cpu_s = time.perf_counter() - t_cpu
 
     def _enqueue(self, att: Attempt, frames: list[bytes]) -> None:
         u = self.pacer.current

@@ -9,6 +9,7 @@ threshold the reply speaks the handoff line instead.
 """
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import trio
@@ -43,11 +44,13 @@ class Reply:
         self.deltas = 0
         self.started_at = trio.current_time()
         self.first_token_at: float | None = None
+        self.first_clause_at: float | None = None
         self.stall_utterance: int | None = None
         self.handoff = False
         self.llm_done = False
         self.finished = trio.Event()
         self.history_msg: dict | None = None
+        self.cpu_s = 0.0                  # wall time of offhook's own work on this reply's critical path
 
     # ------------------------------------------------------------ control
     def commit(self, turn: "TurnRecord | None" = None) -> None:
@@ -63,6 +66,10 @@ class Reply:
     def utterance_ids(self) -> list[int]:
         ids = list(self.speaker.utterance_ids) if self.speaker else []
         return ids
+
+    @property
+    def speaking_started(self) -> bool:
+        return bool(self.speaker and self.speaker.utterance_ids)
 
     @property
     def output_tokens(self) -> int:
@@ -83,7 +90,8 @@ class Reply:
                     self.speaker = Speaker(self.agent.voices, self.agent.pacer, self.feed,
                                            first_audio_timeout=self.agent.config.tts_first_audio_timeout_s,
                                            levels=self.agent.levels, on_event=self.agent.event,
-                                           on_first_audio=self._on_first_audio)
+                                           on_first_audio=self._on_first_audio,
+                                           openers=self.agent.shared.openers if self.kind == "llm" else None)
                     await self.speaker.run()
         finally:
             self.finished.set()
@@ -107,6 +115,7 @@ class Reply:
                         async with agent.llm.stream(self.messages, system=agent.system_prompt) as stream:
                             self.usages.append(stream.usage)
                             async for delta in stream:
+                                t_cpu = time.perf_counter()
                                 now = trio.current_time()
                                 deadline.deadline = now + timeout
                                 if self.first_token_at is None:
@@ -118,6 +127,8 @@ class Reply:
                                 self.generated += delta
                                 for clause in chunker.feed(delta):
                                     self._put(clause)
+                                if not self.speaking_started:  # offhook's own work before the first audio
+                                    self.cpu_s += time.perf_counter() - t_cpu
                     if deadline.cancelled_caught:
                         failure = LLMTimeout(f"no LLM token within {timeout:g} s")
                 except* (LLMError, OSError) as group:
@@ -145,6 +156,8 @@ class Reply:
             self.feed.close()
 
     def _put(self, clause: str) -> None:
+        if self.first_clause_at is None:
+            self.first_clause_at = trio.current_time()
         spoken = to_spoken(clause)
         self.sent_spoken.append(spoken)
         self.feed.put(spoken)

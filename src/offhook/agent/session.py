@@ -87,6 +87,9 @@ class AgentCall:
         self.spec_starts = self.spec_hits = self.spec_wasted_tokens = 0
         self.turn_by_utterance: dict[int, TurnRecord] = {}
         self.cpu_s = 0.0                        # wall time spent in offhook's own per-frame work
+        self.frames = 0
+        self.turn_cpu_s: list[float] = []       # per answered turn: own work on the critical path
+        self.answered: list[Reply] = []         # replies that were heard, for the latency waterfall
         self._poke = trio.Event()
         self._ended = False
 
@@ -146,6 +149,7 @@ class AgentCall:
             if self.turns.voicing:
                 self._caller_resumed()
             self.poke()
+        self.frames += 1
         self.cpu_s += time.perf_counter() - t
 
     def on_mark(self, call: MediaCall, name: str) -> None:
@@ -277,6 +281,14 @@ class AgentCall:
         self.event("speculative_cancel", f"{reason}; {wasted} tokens wasted")
 
     def _commit(self, c: Commit) -> None:
+        t_cpu = time.perf_counter()
+        try:
+            self._commit_turn(c)
+        finally:
+            if self.speaking is not None and self.speaking.turn is not None:
+                self.speaking.cpu_s += time.perf_counter() - t_cpu
+
+    def _commit_turn(self, c: Commit) -> None:
         if self.barge is not None:
             self._barge_outcome("true")
         text = c.text
@@ -358,6 +370,9 @@ class AgentCall:
             await self._handoff_end()
 
     def _reply_done(self, reply: Reply) -> None:
+        if reply.turn is not None and reply.kind == "llm" and reply.speaking_started:
+            self.turn_cpu_s.append(reply.cpu_s + reply.speaker.first_chunk_cpu_s)
+            self.answered.append(reply)
         for u in reply.usages:
             usage = self.record.usage
             usage.llm_input_tokens += u.input_tokens
