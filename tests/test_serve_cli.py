@@ -232,3 +232,27 @@ def test_two_workers_share_the_port_and_sigterm_drains_without_cutting_calls(tmp
     assert {r[1] for r in rows} == {f"{socket.gethostname()}-w0", f"{socket.gethostname()}-w1"}
     assert all(r[3] for r in rows) and {r[2] for r in rows} == {"caller_hangup"}
     assert talked <= {r[0] for r in rows}
+
+
+def test_agent_mode_answers_with_the_offline_providers(tmp_path):
+    """The agent branch wired for real: providers from the factory (no keys: PocketSphinx, eSpeak,
+    the scripted receptionist), the agent's handler, the observer storing the call."""
+    greeting_only = {"steps": [{"wait_for_agent": {"quiet": 0.6, "timeout": 30}}, {"hangup": True}]}
+
+    async def main_():
+        async with trio.open_nursery() as n:
+            s = await start_server(n, ["--mode", "agent", "--insecure-dev", "--port", "0"], tmp_path,
+                                   DEEPGRAM_API_KEY="", ANTHROPIC_API_KEY="", ELEVENLABS_API_KEY="")
+            line = await s.wait_for("listening on http://127.0.0.1:", timeout=60)
+            base_ws = line.split("listening on ")[1].split()[0].replace("http://", "ws://")
+            res = await SimCaller(base_ws + "/twilio/media", from_dict(greeting_only)).run()
+            s.proc.send_signal(signal.SIGTERM)
+            with trio.fail_after(30):
+                assert await s.proc.wait() == 0
+            return res
+
+    res = trio.run(main_)
+    assert res.ended_by == "caller" and not res.error
+    assert res.agent_audio_seconds() > 1.0  # the greeting, spoken by eSpeak
+    (row,) = stored_calls(tmp_path, "")
+    assert row[0] == res.call_sid and row[2] == "caller_hangup" and row[3]

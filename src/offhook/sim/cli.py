@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="offhook-calls", help="directory for the WAV and JSON (default %(default)s)")
     p.add_argument("--voice", choices=["auto", "tts", "synthetic"], default="auto",
                    help="caller voice: eSpeak NG (tts), a synthetic signal, or tts when available (auto)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the call's ids")
+    p.add_argument("--seed", type=int, default=None, help="seed for the call's ids (default: random)")
     p.add_argument("--quiet", action="store_true", help="no live log")
 
 
