@@ -189,11 +189,11 @@ class Speaker:
         n = _nonspace(att.spoken)
         seen = 0
         for i, c in enumerate(att.sent):
-            if seen >= n:
-                j = i
+            if seen >= n and not c.isspace():
+                j = i  # back to the start of the word this character is in
                 while j > 0 and not att.sent[j - 1].isspace():
                     j -= 1
-                return att.sent[j:].lstrip()
+                return att.sent[j:].strip()
             if not c.isspace():
                 seen += 1
         return ""

@@ -141,13 +141,13 @@ class AgentCall:
         onset = self.detector.frame(speech, level, self._agent_level(now), now)
         if onset is not None:
             await self._barge_in(onset, now)
-        was = self.turns.voicing
+        was, was_active = self.turns.voicing, self.turns.active
         self.turns.open = self.barge is not None or not self._agent_talking(now)
         for act in self.turns.frame(speech, now):
             self._act(act)
-        if self.turns.voicing != was:
-            if self.turns.voicing:
-                self._caller_resumed()
+        if self.turns.voicing and not was:
+            self._caller_resumed()
+        if self.turns.active != was_active:
             self.poke()
         self.frames += 1
         self.cpu_s += time.perf_counter() - t

@@ -85,6 +85,11 @@ class TurnTaker:
         return min(c for _, c in self._finals)
 
     @property
+    def active(self) -> bool:
+        """Speech on the line right now (a voiced run, even one too short to count yet): no decision."""
+        return self.voicing or self._run_ms > 0
+
+    @property
     def speculating(self) -> str | None:
         return self._speculating
 
@@ -155,7 +160,7 @@ class TurnTaker:
     # ------------------------------------------------------------ decisions
     def poll(self, now: float) -> list:
         text = self.text
-        if not self.open or not text or self.voicing:
+        if not self.open or not text or self.active:
             return []
         out: list = []
         silence = self.silence(now)
@@ -178,7 +183,7 @@ class TurnTaker:
     def next_deadline(self) -> float:
         """When poll() may next decide something without new input (inf: only on input)."""
         text = self.text
-        if not self.open or not text or self.voicing:
+        if not self.open or not text or self.active:
             return math.inf
         ref = self.last_voice_end if self.last_voice_end is not None else self._last_stt_at
         if ref is None:
