@@ -189,7 +189,8 @@ def test_every_kind_of_bad_input_is_counted_and_the_call_goes_on(caplog):
         '{"event":"media","sequenceNumber":"5","media":{"payload":"@@@"}}',
         b.media(6, 1, 0, b"\x01" * 20),
         build_start(7, "MZ2", "CA2", "AC2", {}),
-        '{"event":"media","sequenceNumber":"8","media":{"payload":"' + base64.b64encode(FRAME).decode() + '","chunk":"x"}}',
+        '{"event":"media","sequenceNumber":"8","media":{"payload":"' + base64.b64encode(FRAME).decode()
+        + '","chunk":"x"}}',
         b"\x00\x01binary",
     ]
 
@@ -279,9 +280,11 @@ def test_handler_crash_ends_only_that_call():
         async def on_audio(self, call, frame):
             raise RuntimeError("handler bug")
 
+    def factory(call):
+        return Boom(call) if call.call_sid == "CAboom" else EchoHandler(call)
+
     async def main():
-        async with running_server(validate_signatures=False,
-                                  handler_factory=lambda call: Boom(call) if call.call_sid == "CAboom" else EchoHandler(call)) as app:
+        async with running_server(validate_signatures=False, handler_factory=factory) as app:
             async with trio.open_nursery() as n:
                 n.start_soon(partial(raw_call, app, [], then_good_frames=5, call_sid="CAboom"))
                 ok = SimCaller(app.base_ws + "/twilio/media", from_dict(ECHO_CALL))

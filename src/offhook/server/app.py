@@ -39,6 +39,14 @@ def _path_qs(scope) -> str:
     return scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0] + (f"?{qs}" if qs else "")
 
 
+def _keep_recent(d: dict, key, value, limit: int = 1000) -> None:
+    """d[key] = value, forgetting the oldest entries past `limit` (the store keeps the history)."""
+    d.pop(key, None)
+    d[key] = value
+    while len(d) > limit:
+        del d[next(iter(d))]
+
+
 def _client(scope) -> str:
     c = scope.get("client")
     return f"{c[0]}:{c[1]}" if c else "?"
@@ -185,7 +193,8 @@ class OffhookApp:
                 del self.after_actions[sid]
         sid = params.get("CallSid", "")
         if params.get("RecordingUrl"):  # Twilio posts the voicemail <Record> result back here
-            self.voicemails[sid] = {k: params.get(k, "") for k in ("RecordingUrl", "RecordingDuration")}
+            rec = {k: params.get(k, "") for k in ("RecordingUrl", "RecordingDuration")}
+            _keep_recent(self.voicemails, sid, rec)
             log.info("call %s left a voicemail (%s s)", sid, params.get("RecordingDuration", "?"))
         _, action = self.after_actions.pop(sid, (0.0, AfterAction()))
         self._pulse()
@@ -209,7 +218,7 @@ class OffhookApp:
 
     async def _status(self, scope, headers, params):
         rec = {k: params.get(k, "") for k in ("CallSid", "CallStatus", "CallDuration", "From", "To", "Timestamp")}
-        self.statuses[rec["CallSid"]] = rec
+        _keep_recent(self.statuses, rec["CallSid"], rec)
         for hook in self.status_hooks:
             hook(rec)
         return 204, "text/plain", ""
@@ -219,7 +228,8 @@ class OffhookApp:
         msg = await receive()
         if msg["type"] != "websocket.connect":
             return
-        if self.signatures and not self.signatures.check_ws(_path_qs(scope), _headers(scope), scope.get("scheme", "ws")):
+        if self.signatures and not self.signatures.check_ws(_path_qs(scope), _headers(scope),
+                                                            scope.get("scheme", "ws")):
             self._refuse(scope["path"], scope)
             await send({"type": "websocket.close", "code": 1008})  # before accept: handshake refused (403)
             return
