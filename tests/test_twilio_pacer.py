@@ -172,3 +172,20 @@ def test_bad_arguments():
         assert p.on_mark("garbage") is None
         assert p.on_mark("99:10") is None
     run(main)
+
+
+def test_ticker_rests_while_nobody_waits_and_keeps_its_grid():
+    async def main():
+        ticker = Ticker()
+        async with trio.open_nursery() as n:
+            t0 = trio.current_time()
+            await n.start(ticker.run)
+            await trio.sleep(1.0)
+            assert ticker.ticks == 0  # an idle server's ticker does not wake
+            await trio.sleep(0.007)
+            await ticker.wait()
+            assert trio.current_time() - t0 == pytest.approx(1.02)  # the next point of the 20 ms grid
+            await ticker.wait()
+            assert trio.current_time() - t0 == pytest.approx(1.04) and ticker.ticks == 2
+            n.cancel_scope.cancel()
+    run(main)

@@ -14,6 +14,7 @@ are the ground truth that the estimate never goes below.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -26,23 +27,33 @@ FRAME_S = 0.020
 
 
 class Ticker:
-    """The process-wide 20 ms playback clock."""
+    """The process-wide 20 ms playback clock. It rests while no pacer waits on it (an idle server
+    does not wake 50 times a second) and rejoins the same grid when one does."""
 
     def __init__(self, period: float = FRAME_S):
         self.period = period
         self._lot = trio.lowlevel.ParkingLot()
+        self._resume: trio.Event | None = None
         self.ticks = 0
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        deadline = trio.current_time()
+        origin = trio.current_time()
+        k = 0
         task_status.started()
         while True:
-            deadline += self.period
-            await trio.sleep_until(deadline)
+            if not self._lot:
+                self._resume = trio.Event()
+                await self._resume.wait()
+                k = max(k, math.floor((trio.current_time() - origin) / self.period))
+            k += 1
+            await trio.sleep_until(origin + k * self.period)
             self.ticks += 1
             self._lot.unpark_all()
 
     async def wait(self) -> None:
+        """Until the next tick."""
+        if self._resume is not None:
+            self._resume.set()
         await self._lot.park()
 
     @property
