@@ -12,12 +12,16 @@ with a recorded reason and the connection is closed when the application returns
 """
 from __future__ import annotations
 
+import importlib.metadata
+import logging
+
 from hypercorn.protocol import ws_stream
 from wsproto.events import CloseConnection, Message, Ping
 from wsproto.connection import ConnectionState
 from wsproto.frame_protocol import CloseReason
 
 MESSAGE_TOO_BIG = CloseReason.MESSAGE_TOO_BIG.value
+log = logging.getLogger("offhook.server")
 
 
 async def _handle_events(self) -> None:
@@ -45,7 +49,18 @@ async def _handle_events(self) -> None:
             await self.send(ws_stream.StreamClosed(stream_id=self.stream_id))
 
 
-def install() -> None:
-    """Idempotent; called when the server module is imported."""
-    if ws_stream.WSStream._handle_events is not _handle_events:
-        ws_stream.WSStream._handle_events = _handle_events
+PATCHED_VERSIONS = ("0.17.", "0.18.")  # the versions whose WSStream internals this was written against
+
+
+def install() -> bool:
+    """Idempotent; called when the server module is imported. Other hypercorn versions are left alone
+    (tests/test_server_edge.py's megabyte test says whether they still need it)."""
+    try:
+        version = importlib.metadata.version("hypercorn")
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    if not version.startswith(PATCHED_VERSIONS):
+        log.warning("hypercorn %s: over-size WebSocket message handling not patched", version or "?")
+        return False
+    ws_stream.WSStream._handle_events = _handle_events
+    return True
