@@ -133,3 +133,40 @@ async def test_tts_hang_mid_sentence_the_watchdog_ends_the_dead_air():
     assert 1.0 <= gap <= 1.0 + 0.1 + 0.25 + 0.1
     assert any(e.kind == "watchdog" and "dead air" in e.detail for e in call.record.events)
     assert_greeting_continued(rig, call)
+
+
+@mock_clock
+async def test_llm_hang_is_a_timeout_the_stall_covers_and_the_retry_answers():
+    faults = FaultPlan([Fault("hang")])  # the first request (the speculative one) never answers
+    async with agent_rig(llm_faults=faults, llm_timeout_s=3.0) as rig:
+        result, call = await rig.call([GREETING, {"say": QUESTION}, {"wait_for_agent": {"quiet": 0.8, "timeout": 15}}])
+    turn, line = call.record.turns[0], result.lines[0]
+    failures = [e.detail for e in call.record.events if e.kind == "llm_failure"]
+    assert len(failures) == 1 and failures[0].startswith("timeout")
+    assert rig.llm.requests[0].disconnected_at is not None      # the hung request was abandoned
+    stall_at = heard_after(result, line.end)
+    assert stall_at == pytest.approx(turn.endpoint_commit + 2.0, abs=0.021)
+    # the retry went out at the request's deadline and its answer was heard after the stall
+    retry = rig.llm.requests[1]
+    assert retry.received_at - rig.llm.requests[0].received_at == pytest.approx(3.0 + 0.05, abs=0.03)
+    assert turn.first_frame_played >= retry.first_token_at - call.t0
+    assert "Street" in rig.said()[-1]
+
+
+@mock_clock
+async def test_stt_silent_while_the_caller_talks_the_watchdog_restarts_the_stream():
+    faults = FaultPlan([Fault("hang", after_s=1.0)])  # the call's STT goes quiet after 1 s
+    async with agent_rig(stt_faults=faults) as rig:
+        result, call = await rig.call([GREETING, {"say": "Hello? Hello? Can anybody hear me? Hello?"},
+                                       {"wait": 9.0}, {"say": QUESTION},
+                                       {"wait_for_agent": {"quiet": 0.8, "timeout": 15}}])
+    restarts = [e for e in call.record.events if e.kind == "watchdog" and "STT" in e.detail]
+    assert len(restarts) == 1 and restarts[0].at >= 10.0
+    assert len(rig.stt.for_tag(result.call_sid)) == 2  # a fresh connection after the restart
+    # the question after the restart was heard and answered (late: the emulator places a new
+    # connection on the call's audio timeline by matching its first audio against what it heard,
+    # and the simulated line noise repeats every second, so it places it a few seconds early)
+    last = result.lines[-1]
+    assert heard_after(result, last.end) is not None
+    assert call.record.turns and call.record.turns[0].caller_text.startswith("Where")
+    assert result.agent_heard_between(result.lines[0].start, last.start) == 0  # nothing before it

@@ -56,3 +56,24 @@ async def test_caller_pausing_mid_number_is_not_cut_off_and_speculation_restarts
     assert turns[0].speculative == "hit"
     # the reply then came promptly after the whole number
     assert heard_after(result, second.end) - second.end <= 0.9
+
+
+@mock_clock
+async def test_a_badly_heard_phone_number_is_confirmed_before_the_agent_acts_on_it():
+    async with agent_rig() as rig:
+        result, call = await rig.call([GREETING, {"say": "My number is eight five oh six eight."}, AFTER,
+                                       {"say": "Yes."}, AFTER])
+    said = rig.said()
+    # the agent read the number back in groups instead of acting on it ...
+    assert said[1].startswith("Just to check") and "eight-five-oh" in said[1]
+    events = [e.detail for e in call.record.events if e.kind == "confirmation"]
+    assert events == ["asked about: My number is eight five oh six eight.",
+                      "confirmed: My number is eight five oh six eight."]
+    # ... the LLM never answered the unconfirmed words (a speculative request was cancelled unspoken)
+    early = [r for r in rig.llm.requests if r.received_at - call.t0 < result.lines[1].start]
+    assert all(r.disconnected_at is not None or r.outcome == "client_closed" for r in early)
+    # ... and after "yes" it answered the confirmed turn, heard as the caller's words
+    last = rig.llm.requests[-1].body["messages"]
+    assert last[-1] == {"role": "user", "content": "My number is eight five oh six eight."}
+    assert heard_after(result, result.lines[1].end) - result.lines[1].end <= 0.9
+    assert len(call.record.turns) == 2

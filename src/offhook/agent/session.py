@@ -261,10 +261,15 @@ class AgentCall:
             self.event("stt_error", f"finalize: {e}"[:160])
 
     def _speculate(self, text: str) -> None:
+        ask = text
         if self.confirming is not None:
-            return  # the answer to "did you say ...?" is not sent to the LLM as such
+            # the answer to "did you say ...?" is not sent to the LLM as such; a "yes" means the
+            # confirmed words, which can be prepared at once
+            if is_affirmative(text) is not True:
+                return
+            ask = self.confirming
         self._drop_pending("restart")
-        reply = Reply(self, kind="llm", messages=self.history.request(text), key=text)
+        reply = Reply(self, kind="llm", messages=self.history.request(ask), key=text)
         self.pending = reply
         self.spec_starts += 1
         self.event("speculative_start", text[:200])
@@ -291,7 +296,7 @@ class AgentCall:
     def _commit_turn(self, c: Commit) -> None:
         if self.barge is not None:
             self._barge_outcome("true")
-        text = c.text
+        text = said = c.text
         turn = TurnRecord(index=len(self.record.turns), caller_text=text, caller_confidence=c.confidence,
                           speech_end=self.rel(c.speech_end), stt_final=self.rel(c.stt_final),
                           endpoint_commit=self.rel(c.committed_at))
@@ -319,7 +324,7 @@ class AgentCall:
                 self._say("confirm", question, turn)
                 return
         reply = self.pending
-        if reply is not None and not reply.committed and self.turns.matches(reply.key, text):
+        if reply is not None and not reply.committed and self.turns.matches(reply.key, said):
             turn.speculative = "hit"
             self.spec_hits += 1
             self.event("speculative_hit", f"{reply.output_tokens} tokens ready")
