@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from offhook.cli import main
-from offhook.sim.cli import media_url
+from offhook.sim.cli import http_base, media_url
 
 TOKEN = "call-cli-test-token-0123456789"
 SCENARIO = """
@@ -56,6 +56,7 @@ def test_signed_call_writes_recording_timeline_and_timings(echo_server, tmp_path
     for event in ("start", "say", "agent_audio", "dtmf", "hangup"):
         assert f" {event} " in printed
     assert "end of caller line -> first agent audio" in printed
+    assert "after the stream Twilio was told: Hangup" in printed  # the webhook flow ran to its end
     (js,) = out.glob("*.json")
     data = json.loads(js.read_text())
     assert data["ended_by"] == "caller" and not data["error"]
@@ -75,6 +76,11 @@ def test_wrong_token_is_refused_and_exit_1(echo_server, tmp_path, capsys):
     rc = main(["call", str(sc), "--url", echo_server, "--auth-token", "not-the-token", "--out",
                str(tmp_path / "out"), "--voice", "synthetic", "--quiet"])
     assert rc == 1
+    assert "/twilio/voice answered 403" in capsys.readouterr().err
+    # straight to the media socket: the handshake is refused
+    rc = main(["call", str(sc), "--url", echo_server, "--auth-token", "not-the-token", "--out",
+               str(tmp_path / "out"), "--voice", "synthetic", "--quiet", "--direct"])
+    assert rc == 1
     assert "connect failed" in capsys.readouterr().out
 
 
@@ -91,7 +97,17 @@ def test_bad_scenario_and_url_exit_2(tmp_path, capsys):
     assert "not a server URL" in capsys.readouterr().err
 
 
+def test_direct_mode_skips_the_webhook(echo_server, tmp_path, capsys):
+    sc = tmp_path / "hello.yaml"
+    sc.write_text(SCENARIO)
+    rc = main(["call", str(sc), "--url", echo_server, "--auth-token", TOKEN, "--out", str(tmp_path / "o"),
+               "--voice", "synthetic", "--quiet", "--direct"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "after the stream" not in out and "first agent audio" in out
+
+
 def test_media_url_forms():
     assert media_url("http://127.0.0.1:8080") == "ws://127.0.0.1:8080/twilio/media"
     assert media_url("https://voice.example.com/") == "wss://voice.example.com/twilio/media"
     assert media_url("ws://h:1/twilio/media") == "ws://h:1/twilio/media"
+    assert http_base("ws://h:1/twilio/media") == "http://h:1" and http_base("https://x/") == "https://x"

@@ -128,7 +128,8 @@ class SimCaller:
                  signed_url: str | None = None, call_sid: str | None = None, seed: int = 0,
                  voice: Voice | None = None, board: ScriptBoard = BOARD,
                  on_event: Callable[[float, str, str], None] | None = None, connect_timeout: float = 10.0,
-                 extra_headers: list[tuple[str, str]] | None = None):
+                 extra_headers: list[tuple[str, str]] | None = None,
+                 custom_parameters: dict[str, str] | None = None, account_sid: str | None = None):
         rnd = random.Random(seed)
         self.url = media_url
         self.scenario = scenario
@@ -136,7 +137,9 @@ class SimCaller:
         self.signed_url = signed_url or media_url
         self.call_sid = call_sid or _sid("CA", rnd)
         self.stream_sid = _sid("MZ", rnd)
-        self.account_sid = _sid("AC", rnd)
+        self.account_sid = account_sid or _sid("AC", rnd)
+        # what `start.customParameters` carries: the TwiML's <Parameter>s when the call came via the webhook
+        self.custom_parameters = custom_parameters
         self.voice = voice or synthetic_voice
         self.board = board
         self.on_event = on_event
@@ -201,9 +204,11 @@ class SimCaller:
         self._t0 = trio.current_time()
         self.builder = InboundBuilder(self.stream_sid)
         await self._send(build_connected())
-        await self._send(build_start(self._next_seq(), self.stream_sid, self.call_sid, self.account_sid,
-                                     {"from": self.scenario.caller, "to": self.scenario.callee,
-                                      "callSid": self.call_sid, **self.scenario.params}))
+        params = self.custom_parameters
+        if params is None:
+            params = {"from": self.scenario.caller, "to": self.scenario.callee, "callSid": self.call_sid,
+                      **self.scenario.params}
+        await self._send(build_start(self._next_seq(), self.stream_sid, self.call_sid, self.account_sid, params))
         self._event("start", self.call_sid)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._ticker)

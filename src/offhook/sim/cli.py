@@ -2,6 +2,8 @@
 
     offhook call scenario.yaml [--url http://127.0.0.1:8080] [--auth-token TOKEN] [--out DIR]
 
+Runs the call as Twilio does (offhook.sim.phone): the signed /twilio/voice webhook, the media stream
+the TwiML names, then the <Connect action> and the status callback (--direct: only the media socket).
 Speaks the scenario's lines (eSpeak NG when installed, else a synthetic speech-like signal), plays
 the agent's audio as Twilio would, prints a live log, writes DIR/<call sid>.wav (caller left, agent
 right) and DIR/<call sid>.json (timeline and timings), and ends with the measured timings. Exit 0
@@ -12,12 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import trio
 
 from offhook.sim.caller import CallResult, SimCaller
+from offhook.sim.phone import place_call
 from offhook.sim.scenario import ScenarioError, load
 from offhook.sim.voice import local_tts_voice, synthetic_voice
 
@@ -28,13 +32,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the server: base URL (http/ws) or the full media socket URL (default %(default)s)")
     p.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN") or None,
                    help="sign the WebSocket upgrade as Twilio does (default: $TWILIO_AUTH_TOKEN)")
-    p.add_argument("--signed-url", help="the URL to sign, when the server validates against a public "
-                                        "URL (e.g. wss://voice.example.com/twilio/media)")
+    p.add_argument("--public-url", help="the server's public URL, when it validates signatures against "
+                                        "one (its OFFHOOK_PUBLIC_URL, e.g. https://voice.example.com)")
+    p.add_argument("--direct", action="store_true",
+                   help="connect the media socket only (no webhook, after-stream or status callback)")
     p.add_argument("--out", default="offhook-calls", help="directory for the WAV and JSON (default %(default)s)")
     p.add_argument("--voice", choices=["auto", "tts", "synthetic"], default="auto",
                    help="caller voice: eSpeak NG (tts), a synthetic signal, or tts when available (auto)")
     p.add_argument("--seed", type=int, default=None, help="seed for the call's ids (default: random)")
     p.add_argument("--quiet", action="store_true", help="no live log")
+
+
+def http_base(url: str) -> str:
+    """Any form of --url -> the server's http(s) base."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not a server URL: {url!r} (expected e.g. http://127.0.0.1:8080)")
+    path = parts.path.rstrip("/").removesuffix("/twilio/media")
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
 def media_url(url: str) -> str:
@@ -78,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         scenario = load(args.scenario)
         url = media_url(args.url)
+        http_base(args.url)
         voice = _voice(args.voice)
     except FileNotFoundError as e:
         print(f"offhook call: scenario not found: {e.filename}", file=sys.stderr)
@@ -90,14 +107,29 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"{t:8.2f}s  {kind:<16} {detail}", flush=True)
 
-    caller = SimCaller(url, scenario, auth_token=args.auth_token, signed_url=args.signed_url or url,
-                       seed=args.seed, voice=voice, on_event=live)
-    res = trio.run(caller.run)
+    if args.direct:
+        signed = media_url(args.public_url) if args.public_url else url
+        caller = SimCaller(url, scenario, auth_token=args.auth_token, signed_url=signed, seed=args.seed,
+                           voice=voice, on_event=live)
+        res, after = trio.run(caller.run), None
+    else:
+        phone = trio.run(partial(place_call, http_base(args.url), scenario, auth_token=args.auth_token,
+                                 public_url=args.public_url, seed=args.seed, voice=voice, on_event=live))
+        for err in phone.errors:
+            print(f"offhook call: {err}", file=sys.stderr)
+        if phone.stream is None:
+            if not phone.errors:
+                print(f"offhook call: the server did not connect a stream; the caller got: "
+                      f"{' '.join(phone.next_verbs) or '?'}", file=sys.stderr)
+            return 1
+        res, after = phone.stream, phone.next_verbs
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     wav, js = out / f"{res.call_sid}.wav", out / f"{res.call_sid}.json"
     res.write_wav(str(wav))
     res.write_json(str(js))
     print(summary(res))
+    if after is not None:
+        print(f"  after the stream Twilio was told: {' '.join(after) or '(nothing)'}")
     print(f"  recording {wav}\n  timeline  {js}")
-    return 1 if res.error or res.ended_by not in ("caller",) else 0
+    return 1 if res.error or res.ended_by != "caller" else 0
