@@ -80,6 +80,18 @@ def test_partial_only_asks_the_stt_to_finalise_and_the_cap_commits_whatever_was_
     assert commit.confidence is None  # committed on a partial
 
 
+def test_a_question_closed_by_the_stt_endpoint_commits_short_even_when_a_slot_was_expected():
+    for speech_final, commit_after in ((True, 0.26), (False, 0.92)):
+        tt = taker()
+        tt.ctx = TurnContext(expecting="phone")  # the agent had asked "what number can I reach you on?"
+        c = Clock(tt)
+        c.frames(0.5, True)
+        c.stt(Final("Are you open on Saturday?", 0.95, speech_final=speech_final))
+        c.frames(1.0, False)
+        (t, _), = c.of(Commit)
+        assert t == pytest.approx(0.5 + commit_after, abs=0.021)
+
+
 def test_words_changing_during_the_pause_restart_speculation():
     c = Clock(taker())
     c.frames(0.5, True)

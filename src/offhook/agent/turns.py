@@ -71,6 +71,7 @@ class TurnTaker:
         self._speculating: str | None = None
         self._finalize_asked = False
         self._await_voice = False       # after a commit: late STT events of the committed audio are old news
+        self._speech_final = False      # the STT's own endpoint closed the last final
 
     # ------------------------------------------------------------ state
     @property
@@ -135,6 +136,7 @@ class TurnTaker:
                 self._finals.append((ev.text.strip(), ev.confidence))
                 self._final_at = now
                 self._last_stt_at = now
+                self._speech_final = ev.speech_final
             self._partial = ""
             self._finalize_asked = False
         elif type(ev) is UtteranceEnd:
@@ -148,6 +150,7 @@ class TurnTaker:
         """Forget the words so far (a backchannel said over the agent is not a turn)."""
         self._finals, self._partial, self._final_at = [], "", None
         self._prefix = ""
+        self._speech_final = False
         self._speculating = None
         self._finalize_asked = False
 
@@ -167,7 +170,7 @@ class TurnTaker:
         if self._speculating is not None and _norm(text) != self._speculating:
             self._speculating = None
             out.append(CancelSpeculation("changed"))
-        needed = min(self.policy.silence_needed(text, self.ctx), self.cap_s)
+        needed = self._needed(text)
         finalised = not self._partial
         if silence >= self.cap_s - 1e-9 or (silence >= needed - 1e-9 and finalised):
             out.append(self._commit(now))
@@ -188,13 +191,21 @@ class TurnTaker:
         ref = self.last_voice_end if self.last_voice_end is not None else self._last_stt_at
         if ref is None:
             return math.inf
-        needed = min(self.policy.silence_needed(text, self.ctx), self.cap_s)
+        needed = self._needed(text)
         times = [ref + self.cap_s]
         if not self._finalize_asked or not self._partial:
             times.append(ref + needed)
         if self._speculating is None:
             times.append(ref + self.pause_s)
         return min(times)
+
+    def _needed(self, text: str) -> float:
+        needed = min(self.policy.silence_needed(text, self.ctx), self.cap_s)
+        if self._speech_final and not self._partial and text.rstrip().endswith("?"):
+            # the STT's endpoint fired on a question: the caller asked something and is waiting,
+            # whatever the agent's last question expected
+            needed = min(needed, self.policy.short_s)
+        return needed
 
     def matches(self, speculated: str, text: str) -> bool:
         return _norm(speculated) == _norm(text)
