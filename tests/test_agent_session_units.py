@@ -230,3 +230,20 @@ def test_history_alternates_cuts_and_drops_unheard_replies():
 def test_unspoken_text_restarts_at_the_first_word_whose_audio_never_came(sent, spoken, rest):
     att = Attempt(voice=None, sent=sent, spoken=spoken)
     assert Speaker._unspoken(att) == rest
+
+
+# ---------------------------------------------------------------- configuration
+def test_agent_settings_load_from_the_environment_and_toml_and_bad_values_are_clear_errors(tmp_path):
+    from offhook.server.config import Config, ConfigError
+    path = tmp_path / "offhook.toml"
+    path.write_text('[offhook]\nbarge_in_min_ms = 140\nstall_after_s = 1.5\nendpoint_long_s = "1.1"\n')
+    cfg = Config.load(str(path), env={}, validate_signatures=False)
+    assert (cfg.barge_in_min_ms, cfg.stall_after_s, cfg.endpoint_long_s) == (140, 1.5, 1.1)
+    assert (cfg.llm_failures_handoff, cfg.tts_first_audio_timeout_s, cfg.endpoint_cap_s) == (3, 1.2, 3.0)
+    for bad, message in [({"barge_in_min_ms": "soon"}, "barge_in_min_ms must be a number"),
+                         ({"barge_in_min_ms": 5}, "barge_in_min_ms must be 20..2000"),
+                         ({"endpoint_short_s": 1.0, "endpoint_long_s": 0.5}, "must be ordered"),
+                         ({"stall_after_s": 7.0}, "stall_after_s must be shorter than llm_timeout_s"),
+                         ({"llm_failures_handoff": 0}, "llm_failures_handoff must be 1..100")]:
+        with pytest.raises(ConfigError, match=message):
+            Config.load(env={}, validate_signatures=False, **bad)

@@ -158,6 +158,8 @@ class Speaker:
         carry, index = "", await self._opener()   # text to re-send first, next feed item
         tried: set[str] = set()
         try:
+            if not await self.feed.wait(index):
+                return  # nothing (more) to say: no TTS utterance at all
             while True:
                 candidates = [v for v in self._order() if v.name not in tried]
                 if not candidates:
