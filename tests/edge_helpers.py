@@ -1,6 +1,7 @@
 """Start the real server in-process (trio, hypercorn, loopback port 0) for tests."""
 from __future__ import annotations
 
+import tempfile
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -27,14 +28,15 @@ def run(fn):
 @asynccontextmanager
 async def running_server(handler_factory=None, **cfg):
     cfg.setdefault("twilio_auth_token", TOKEN)
-    config = Config.load(env={}, **cfg)
-    app = OffhookApp(config, handler_factory or (lambda call: EchoHandler(call)))
-    async with trio.open_nursery() as nursery:
-        base = await nursery.start(partial(serve_app, app, "127.0.0.1", 0, shutdown_trigger=app.drained.wait))
-        app.base_http = base
-        app.base_ws = base.replace("http://", "ws://")
-        yield app
-        nursery.cancel_scope.cancel()
+    with tempfile.TemporaryDirectory(prefix="offhook-edge-") as tmp:
+        cfg.setdefault("data_dir", tmp)
+        app = OffhookApp(Config.load(env={}, **cfg), handler_factory or (lambda call: EchoHandler(call)))
+        async with trio.open_nursery() as nursery:
+            base = await nursery.start(partial(serve_app, app, "127.0.0.1", 0, shutdown_trigger=app.drained.wait))
+            app.base_http = base
+            app.base_ws = base.replace("http://", "ws://")
+            yield app
+            nursery.cancel_scope.cancel()
 
 
 async def raw_call(app, messages, *, then_good_frames=60, call_sid="CAraw"):

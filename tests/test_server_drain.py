@@ -7,6 +7,7 @@ import trio
 from edge_helpers import run, running_server
 from offhook.observe.record import CallRecord, EndReason
 from offhook.server.echo import EchoHandler
+from offhook.server.media import AfterAction
 from offhook.sim.caller import SimCaller
 from offhook.sim.scenario import from_dict
 
@@ -115,4 +116,28 @@ def test_a_second_signal_hands_calls_over_at_once():
                 assert trio.current_time() - t < 0.2
                 assert app.finished[-1].end_reason == "server_shutdown"
                 n.cancel_scope.cancel()
+    run(main)
+
+
+def test_any_worker_on_the_host_answers_the_after_stream_request(tmp_path):
+    """Twilio's <Connect action> request is a new HTTP request: with several workers on one port it
+    may reach another process than the one whose stream ended. They share the after-stream actions."""
+    class HandsOff(EchoHandler):
+        async def run(self, call):
+            await trio.sleep(0.5)
+            call.end("handoff_voicemail", "agent", after=AfterAction("voicemail", "Leave us a message."))
+
+    async def main():
+        shared = str(tmp_path / "data")
+        async with running_server(validate_signatures=False, data_dir=shared, handler_factory=HandsOff) as a, \
+                running_server(validate_signatures=False, data_dir=shared) as b:
+            res = await SimCaller(a.base_ws + "/twilio/media", from_dict(FOREVER)).run()
+            assert res.ended_by == "server" and a.after_actions.pending(res.call_sid)
+            async with httpx.AsyncClient() as http:
+                nxt = await http.post(b.base_http + "/twilio/after-stream", data={"CallSid": res.call_sid})
+                again = await http.post(a.base_http + "/twilio/after-stream", data={"CallSid": res.call_sid})
+            assert "<Say>Leave us a message.</Say>" in nxt.text  # worker b knew what to say
+            assert "<Hangup />" in again.text and "<Say>" not in again.text  # served once
+            assert not a.after_actions.pending(res.call_sid)
+            assert list((tmp_path / "data" / "after-actions").iterdir()) == []
     run(main)

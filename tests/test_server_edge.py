@@ -93,8 +93,7 @@ def test_status_callback_is_recorded_and_after_stream_serves_next_twiml():
                 assert app.statuses["CA7"]["CallDuration"] == "42"
                 hang = await post("/twilio/after-stream", {"CallSid": "CA7"})
                 assert "<Hangup />" in hang.text
-                import time
-                app.after_actions["CA8"] = (time.monotonic(), AfterAction("voicemail", "Please leave a message."))
+                app.after_actions.put("CA8", AfterAction("voicemail", "Please leave a message."))
                 vm = await post("/twilio/after-stream", {"CallSid": "CA8"})
                 assert "<Say>Please leave a message.</Say>" in vm.text
                 assert '<Record action="https://voice.example.com/twilio/after-stream"' in vm.text
@@ -104,7 +103,7 @@ def test_status_callback_is_recorded_and_after_stream_serves_next_twiml():
                 assert "<Hangup />" in done.text and "<Record" not in done.text
                 assert app.voicemails["CA8"] == {"RecordingUrl": "https://api.twilio.com/RE1",
                                                  "RecordingDuration": "7"}
-                app.after_actions["CA9"] = (time.monotonic(), AfterAction("dial", number="+15550001111"))
+                app.after_actions.put("CA9", AfterAction("dial", number="+15550001111"))
                 dial = await post("/twilio/after-stream", {"CallSid": "CA9"})
                 assert "<Number>+15550001111</Number>" in dial.text
                 health = (await http.get("/healthz")).json()

@@ -10,13 +10,13 @@ import json
 import logging
 import os
 import socket
-import time
 from collections import Counter
 from typing import Callable
 from urllib.parse import parse_qsl
 
 import trio
 
+from offhook.server.after_actions import AfterActions
 from offhook.server.config import Config
 from offhook.server.media import AfterAction, CallHandler, MediaCall, MediaSession
 from offhook.twilio import twiml
@@ -61,7 +61,8 @@ class OffhookApp:
         self.signatures = SignatureChecker(config.twilio_auth_token, config.public_url) \
             if config.validate_signatures else None
         self.active: dict[str, MediaCall] = {}
-        self.after_actions: dict[str, tuple[float, AfterAction]] = {}
+        # shared by the workers on this host: Twilio's after-stream request may reach any of them
+        self.after_actions = AfterActions(os.path.join(config.data_dir, "after-actions"))
         self.statuses: dict[str, dict] = {}
         self.voicemails: dict[str, dict] = {}     # CallSid -> RecordingUrl, RecordingDuration
         self.finished: list[MediaCall] = []       # recent calls, newest last (bounded)
@@ -187,16 +188,12 @@ class OffhookApp:
         return 200, "application/xml", xml
 
     async def _after_stream(self, scope, headers, params):
-        now = time.monotonic()
-        for sid, (t, _) in list(self.after_actions.items()):
-            if now - t > 3600:
-                del self.after_actions[sid]
         sid = params.get("CallSid", "")
         if params.get("RecordingUrl"):  # Twilio posts the voicemail <Record> result back here
             rec = {k: params.get(k, "") for k in ("RecordingUrl", "RecordingDuration")}
             _keep_recent(self.voicemails, sid, rec)
             log.info("call %s left a voicemail (%s s)", sid, params.get("RecordingDuration", "?"))
-        _, action = self.after_actions.pop(sid, (0.0, AfterAction()))
+        action = self.after_actions.pop(sid) or AfterAction()
         self._pulse()
         here = self._after_url(headers, scope.get("scheme", "http"))  # the recording comes back here
         if action.kind == "voicemail":
@@ -272,8 +269,8 @@ class OffhookApp:
 
     def _call_ended(self, call: MediaCall) -> None:
         self.active.pop(call.call_sid, None)
-        if call.after is not None:
-            self.after_actions[call.call_sid] = (time.monotonic(), call.after)
+        if call.after is not None and call.after.kind != "hangup":
+            self.after_actions.put(call.call_sid, call.after)
         self.finished.append(call)
         del self.finished[:-200]
         for hook in self.call_ended_hooks:
@@ -307,7 +304,7 @@ class OffhookApp:
         with trio.move_on_after(CLOSE_GRACE_S):
             await self._until(lambda: not self.active)
         with trio.move_on_after(AFTER_STREAM_GRACE_S):
-            await self._until(lambda: not any(sid in self.after_actions for sid in self.handed_over))
+            await self._until(lambda: not any(self.after_actions.pending(sid) for sid in self.handed_over))
         log.warning("drained: %d call(s) handed to voicemail, %d still open", len(left), len(self.active))
         self.drained.set()
 
