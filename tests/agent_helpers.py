@@ -33,6 +33,8 @@ from offhook.sim.emulators.plan import FaultPlan, LatencyProfile
 from offhook.sim.scenario import from_dict
 
 PUBLIC = "https://voice.example.com"
+# TTS connections the agent opens at start-up, before any call: the stall phrases and the openers
+STARTUP_TTS_CONNECTIONS = 2
 SIGNED_URL = "wss://voice.example.com/twilio/media"
 TICK = 0.020
 
@@ -133,6 +135,11 @@ async def agent_rig(*, responder=None, stt_profile=STT_PROFILE, llm_profile=LLM_
         factory = await stack.enter_async_context(agent_handler_factory(config, providers))
         app = await stack.enter_async_context(running_server(handler_factory=factory, **cfg))
         yield Rig(app, config, dg, an, el, el2, (len(el.contexts), len(el2.contexts)))
+
+
+def tts_faults(*faults) -> FaultPlan:
+    """A TTS fault plan for the call's connection(s), after the start-up renders' connections."""
+    return FaultPlan([None] * STARTUP_TTS_CONNECTIONS + list(faults))
 
 
 def heard_spans(result, gap_ticks: int = 3) -> list[tuple[float, float]]:

@@ -44,9 +44,11 @@ async def test_barge_in_stops_the_agent_and_cuts_history_to_what_was_heard(after
     # the decision comes after barge_in_min_ms of speech as loud as the agent (the simulated voice
     # fades in over ~40 ms), and `clear` goes out in the same frame as the decision
     assert rb.onset == pytest.approx(b.onset, abs=0.021)
-    assert 0.100 <= rb.clear_sent - rb.onset <= 0.100 + 0.060 + 1e-6
+    assert 0.100 - 1e-6 <= rb.clear_sent - rb.onset <= 0.100 + 0.060 + 1e-6
     assert len(call.pacer.clear_latencies) == 1 and call.pacer.clear_latencies[0] <= 0.020
     assert b.clear_latency <= 0.17
+    # Twilio (the simulated one) echoed the pending marks once it dropped the audio
+    assert rb.playback_stopped is None or rb.clear_sent <= rb.playback_stopped <= b.audio_stopped + 0.05
     # the caller heard no more of that reply: silence from the clear until the next answer
     second = result.lines[1]
     assert result.agent_heard_between(b.clear_received + 0.021, second.end) == 0
@@ -83,8 +85,9 @@ async def test_backchannel_with_quick_words_does_not_barge_in():
         result, call = await rig.call([GREETING, {"say": QUESTION},
                                        {"barge_in": {"after": 0.6, "say": "mm-hm"}}, AFTER])
     assert result.clears == 0 and call.record.barge_ins == []
-    # the answer played on as one stretch, over the backchannel
-    spans = heard_spans(result)
+    # the answer played on as one stretch, over the backchannel (allowing the natural pause of up to
+    # 0.3 s after a pre-rendered opener such as "Sure,")
+    spans = heard_spans(result, gap_ticks=15)
     answer = [s for s in spans if s[0] >= result.lines[0].end]
     assert len(answer) == 1 and answer[0][1] > result.lines[1].end
     assert any(e.kind == "backchannel" for e in call.record.events)
@@ -98,8 +101,8 @@ async def test_a_cough_does_not_barge_in(tmp_path):
         result, call = await rig.call([GREETING, {"say": QUESTION},
                                        {"barge_in": {"after": 0.6, "say": "", "wav": cough}}, AFTER])
     assert result.clears == 0 and call.record.barge_ins == []
-    answer = [s for s in heard_spans(result) if s[0] >= result.lines[0].end]
-    assert len(answer) == 1
+    answer = [s for s in heard_spans(result, gap_ticks=15) if s[0] >= result.lines[0].end]
+    assert len(answer) == 1 and result.clears == 0
 
 
 @mock_clock
@@ -115,7 +118,9 @@ async def test_false_barge_in_resumes_the_unheard_part(tmp_path):
     resumed_at = heard_after(result, b.clear_received + 0.05)
     assert resumed_at is not None and resumed_at - b.onset <= 1.0 + 0.5
     said = rig.said()
-    interrupted, resumed = said[-2], said[-1]
+    # the reply opened with the pre-rendered "Sure," (never sent to the TTS), then the TTS'd rest
+    assert rec.turns[0].agent_text_generated.startswith("Sure,")
+    interrupted, resumed = f"Sure, {said[-2]}", said[-1]
     heard_at_clear = next(e.detail for e in rec.events if e.kind == "barge_in").split(": ", 1)[1]
     # the resumed utterance says exactly the words the caller had not heard ...
     assert heard_at_clear and resumed.strip()

@@ -3,7 +3,7 @@ audio / hang -> the fallback voice goes on from the first unspoken word."""
 import httpx
 import pytest
 
-from agent_helpers import PUBLIC, agent_rig, heard_after, heard_spans, mock_clock
+from agent_helpers import PUBLIC, agent_rig, heard_after, heard_spans, mock_clock, tts_faults
 from edge_helpers import TOKEN
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
 from offhook.twilio.signature import sign
@@ -90,8 +90,7 @@ def assert_greeting_continued(rig, call):
 
 @mock_clock
 async def test_tts_error_mid_sentence_the_fallback_voice_continues_it_and_keeps_later_turns():
-    faults = FaultPlan([None, Fault("error", after_s=0.35)])  # [start-up render, the call's connection]
-    async with agent_rig(tts_faults=faults) as rig:
+    async with agent_rig(tts_faults=tts_faults(Fault("error", after_s=0.35))) as rig:
         result, call = await rig.call([GREETING, {"say": QUESTION}, AFTER])
     assert_greeting_continued(rig, call)
     # the caller heard no gap: the fallback's audio arrived while the primary's was still playing
@@ -123,8 +122,7 @@ async def test_tts_slow_first_audio_moves_the_utterance_to_the_fallback_at_the_t
 
 @mock_clock
 async def test_tts_hang_mid_sentence_the_watchdog_ends_the_dead_air():
-    faults = FaultPlan([None, Fault("hang", after_s=0.35)])
-    async with agent_rig(tts_faults=faults) as rig:
+    async with agent_rig(tts_faults=tts_faults(Fault("hang", after_s=0.35))) as rig:
         # a patient caller: does not talk into the dead air
         result, call = await rig.call([{"wait_for_agent": {"quiet": 2.5, "timeout": 10}}, {"say": QUESTION}, AFTER])
     spans = heard_spans(result)

@@ -86,6 +86,7 @@ class AgentCall:
         self.llm_failures = 0
         self.spec_starts = self.spec_hits = self.spec_wasted_tokens = 0
         self.turn_by_utterance: dict[int, TurnRecord] = {}
+        self.barge_by_utterance: dict[int, BargeInRecord] = {}
         self.cpu_s = 0.0                        # wall time spent in offhook's own per-frame work
         self.frames = 0
         self.turn_cpu_s: list[float] = []       # per answered turn: own work on the critical path
@@ -155,9 +156,13 @@ class AgentCall:
     def on_mark(self, call: MediaCall, name: str) -> None:
         uid, _, _ = name.partition(":")
         try:
+            rec = self.barge_by_utterance.pop(int(uid), None)
             turn = self.turn_by_utterance.pop(int(uid), None)
         except ValueError:
             return
+        if rec is not None and rec.playback_stopped is None:
+            # Twilio echoes the marks still pending once it has dropped the audio: playback stopped
+            rec.playback_stopped = trio.current_time() - self.call.t0
         if turn is None:
             return
         u = self.pacer.utterances.get(int(uid))
@@ -473,8 +478,11 @@ class AgentCall:
         rec = BargeInRecord(onset=onset - self.call.t0)
         reply = self.speaking
         heard_before = self._heard_text(reply) if reply is not None else ""
+        current = self.pacer.current
         heard = await self.pacer.clear()  # first: stop the audio at Twilio
         rec.clear_sent = trio.current_time() - self.call.t0
+        if current is not None and current.marks:
+            self.barge_by_utterance[current.id] = rec
         if heard is not None:
             rec.heard_ms = heard.heard_ms
         if reply is not None and not reply.finished.is_set():
