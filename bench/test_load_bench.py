@@ -16,11 +16,7 @@ CALLS = 100
 
 
 def _measure(cmd, mode):
-    server = ServerProc(cmd)
-    try:
-        return run_step(server, Step(CALLS, seconds=5.0, warmup=1.5, mode=mode))
-    finally:
-        server.stop()
+    return run_step(lambda spec: ServerProc(cmd), Step(CALLS, seconds=5.0, warmup=1.5, mode=mode))
 
 
 @pytest.fixture(scope="module")

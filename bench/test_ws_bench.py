@@ -21,11 +21,8 @@ MAX_RATIO = 1.6
 def per_call():
     out = {}
     for lib in LIBS:
-        server = ServerProc([sys.executable, "-m", "offhook.bench.wsservers", "--lib", lib])
-        try:
-            row = run_step(server, Step(CALLS, seconds=4.0, warmup=1.0, mode="echo"))
-        finally:
-            server.stop()
+        row = run_step(lambda spec: ServerProc([sys.executable, "-m", "offhook.bench.wsservers", "--lib", lib]),
+                       Step(CALLS, seconds=4.0, warmup=1.0, mode="echo"))
         out[lib] = row
         print(f"\n{lib:15} CPU/call {row['server_cpu_per_call'] * 100:.3f}%  p99 RTT {row['rtt_ms']['p99']:.2f} ms "
               f"RSS/call {row['rss_per_call_kb']:.1f} kB  lost {row['lost']}")

@@ -11,6 +11,7 @@ library and the same callers, in the same run. Goals: >= 60% of the floor's call
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from offhook.bench.report import fmt, table, write_json
@@ -33,11 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def full_server(mode: str):
-    def start():
-        if mode == "agent":
-            from offhook.bench.agentload import start_agent_server
-            return start_agent_server()
-        return ServerProc([sys.executable, "-m", "offhook.bench.server", "--mode", mode])
+    def start(spec):
+        extra = ["--providers", json.dumps(spec)] if mode == "agent" else []
+        return ServerProc([sys.executable, "-m", "offhook.bench.server", "--mode", mode, *extra])
     return start
 
 
@@ -49,7 +48,7 @@ def measure(args: argparse.Namespace, log=print) -> dict:
         log("floor: bare hypercorn echo", flush=True)
         out["floor"] = step_up(echo_server("hypercorn"), steps, mode="echo", **kw)
     log(f"full path ({args.mode} handler)", flush=True)
-    out["full"] = step_up(full_server(args.mode), steps, mode="call", **kw)
+    out["full"] = step_up(full_server(args.mode), steps, mode="call", emulators=args.mode == "agent", **kw)
     full, floor = out["full"], out.get("floor")
     out["fraction_of_floor"] = full["max_calls"] / floor["max_calls"] if floor and floor["max_calls"] else None
     out["cpu_fraction_of_floor"] = (floor["cpu_per_call"] / full["cpu_per_call"]

@@ -96,17 +96,40 @@ class Step:
     mode: str = "echo"
 
 
-def run_step(server: ServerProc, step: Step, *, path: str = "/twilio/media", slots: int = 10,
-             gen_prefix: list[str] | None = None) -> dict:
-    """Drive `step.calls` calls at an already-started server; returns the merged measurements."""
+def run_step(start_server, step: Step, *, path: str = "/twilio/media", slots: int = 10,
+             emulators: bool = False) -> dict:
+    """Start a server (`start_server(spec)`, spec = the emulators' addresses or None), drive
+    `step.calls` calls at it from a load-generator process, stop it; returns the merged measurements.
+    With `emulators`, the generator process also runs the provider emulators and starts first."""
     out = tempfile.NamedTemporaryFile(prefix="offhook-load-", suffix=".json", delete=False).name
-    rss_idle = proc_rss(server.pid)
-    base = server.snapshot()
-    cmd = [*(gen_prefix or [sys.executable, "-m", "offhook.sim.load"]),
-           "--url", f"ws://127.0.0.1:{server.port}{path}", "--calls", str(step.calls),
+    cmd = [sys.executable, "-m", "offhook.sim.load", "--calls", str(step.calls),
            "--seconds", str(step.seconds), "--warmup", str(step.warmup), "--mode", step.mode,
            "--slots", str(slots), "--json", out, "--announce"]
-    gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    if emulators:
+        gen = subprocess.Popen([*cmd, "--emulators"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = gen.stdout.readline()
+        if not line.startswith("EMULATORS "):
+            gen.kill()
+            raise BenchError(f"load generator did not start its emulators: {line.strip()!r}")
+        server = start_server(json.loads(line[len("EMULATORS "):]))
+        gen.stdin.write(f"GO ws://127.0.0.1:{server.port}{path}\n")
+        gen.stdin.flush()
+    else:
+        server = start_server(None)
+        gen = subprocess.Popen([*cmd, "--url", f"ws://127.0.0.1:{server.port}{path}"], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        return _measure(server, gen, out)
+    finally:
+        if gen.poll() is None:
+            gen.kill()
+            gen.wait()
+        server.stop()
+
+
+def _measure(server: ServerProc, gen: subprocess.Popen, out: str) -> dict:
+    rss_idle = proc_rss(server.pid)
+    base = server.snapshot()
     marks: dict[str, tuple[float, float, int]] = {}
     window: dict = {}
     for line in gen.stdout:
@@ -158,11 +181,7 @@ def step_up(start_server, steps: list[int], *, seconds: float, mode: str, log=pr
 
     def attempt(n: int) -> dict:
         for i in range(retries + 1):
-            server = start_server()
-            try:
-                row = run_step(server, Step(n, seconds=seconds, warmup=warmup, mode=mode), **kw)
-            finally:
-                server.stop()
+            row = run_step(start_server, Step(n, seconds=seconds, warmup=warmup, mode=mode), **kw)
             row["attempt"] = i + 1
             rows.append(row)
             log(f"  N={n:4d}  p99 late {row['lateness_ms']['p99'] or 0:7.2f} ms  lost {row['lost']:5d}  "

@@ -1,14 +1,16 @@
 """The real offhook server as a benchmark process: OffhookApp on hypercorn (serve_app), with the
 probe's lag samples and frame counters, in `echo` mode (the diagnostic handler) or `agent` mode
-(the agent with providers pointed at emulators running in the load generator's process).
+(the agent; its STT and TTS clients talk to the emulators in the load generator's process, the
+scripted receptionist is the LLM).
 
     python -m offhook.bench.server --mode echo --stats FILE
-    python -m offhook.bench.server --mode agent --providers '{"stt": ...}' --stats FILE
+    python -m offhook.bench.server --mode agent --providers '{"stt": {"base_url": ..}, "tts": ..}' --stats FILE
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from contextlib import asynccontextmanager
 
 import trio
@@ -49,15 +51,15 @@ class CallCounters:
 
 
 @asynccontextmanager
-async def handler_factory(config: Config):
+async def handler_factory(config: Config, spec: dict):
     if config.mode == "echo":
         from offhook.server.echo import EchoHandler
         yield lambda call: EchoHandler(call)
         return
     from offhook.agent.factory import agent_handler_factory
-    from offhook.providers.factory import build_providers
+    from offhook.bench.emulated import providers_from_spec
 
-    providers = await build_providers(config) if _is_coro(build_providers) else build_providers(config)
+    providers = providers_from_spec(spec)
     try:
         async with agent_handler_factory(config, providers) as factory:
             yield factory
@@ -65,14 +67,9 @@ async def handler_factory(config: Config):
         await providers.aclose()
 
 
-def _is_coro(fn) -> bool:
-    import inspect
-    return inspect.iscoroutinefunction(fn)
-
-
-async def main_async(config: Config, stats: str) -> None:
+async def main_async(config: Config, spec: dict, stats: str) -> None:
     counters = Counters()
-    async with handler_factory(config) as factory:
+    async with handler_factory(config, spec) as factory:
         app = OffhookApp(config, factory)
         calls = CallCounters(app, counters)
         async with trio.open_nursery() as nursery:
@@ -84,12 +81,17 @@ async def main_async(config: Config, stats: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m offhook.bench.server")
     p.add_argument("--mode", choices=("echo", "agent"), default="echo")
-    p.add_argument("--providers", default="{}", help="the [providers] table as JSON")
+    p.add_argument("--providers", default="{}", help="agent mode: the emulators' addresses (JSON, from the generator)")
     p.add_argument("--stats", required=True)
     a = p.parse_args(argv)
-    config = Config.load(env={}, mode=a.mode, port=free_port(), validate_signatures=False,
-                         providers=json.loads(a.providers))
-    trio.run(main_async, config, a.stats)
+    config = Config.load(env={}, mode=a.mode, port=free_port(), validate_signatures=False)
+    profile = os.environ.get("OFFHOOK_BENCH_PROFILE")  # write cProfile stats of the whole run here
+    if profile:
+        import cProfile
+        cProfile.runctx("trio.run(main_async, config, json.loads(a.providers), a.stats)", globals(), locals(),
+                        profile)
+    else:
+        trio.run(main_async, config, json.loads(a.providers), a.stats)
     return 0
 
 

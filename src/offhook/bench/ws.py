@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def echo_server(lib: str):
-    return lambda: ServerProc([sys.executable, "-m", "offhook.bench.wsservers", "--lib", lib])
+    return lambda spec: ServerProc([sys.executable, "-m", "offhook.bench.wsservers", "--lib", lib])
 
 
 def summary_row(name: str, res: dict) -> list[str]:

@@ -407,14 +407,53 @@ class LoadGenerator:
         }
 
 
+class EmulatorThread:
+    """The provider emulators (offhook.bench.emulated) on their own trio loop in a thread of this
+    process, so the emulated STT reads the ScriptBoard these callers write."""
+
+    def __init__(self) -> None:
+        import threading
+        self._ready = threading.Event()
+        self._box: dict = {}
+        self._thread = threading.Thread(target=self._main, name="emulators", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30) or "error" in self._box:
+            raise RuntimeError(f"emulators did not start: {self._box.get('error', 'timeout')}")
+        self.spec = self._box["spec"]
+
+    def _main(self) -> None:
+        import trio
+
+        from offhook.bench.emulated import running_emulators
+
+        async def serve() -> None:
+            with trio.CancelScope() as scope:
+                async with running_emulators() as spec:
+                    self._box.update(spec={k: v for k, v in spec.items() if not k.startswith("_")},
+                                     token=trio.lowlevel.current_trio_token(), scope=scope)
+                    self._ready.set()
+                    await trio.sleep_forever()
+        try:
+            trio.run(serve)
+        except BaseException as e:  # reported to the starting thread
+            self._box["error"] = repr(e)
+            self._ready.set()
+
+    def stop(self) -> None:
+        self._box["token"].run_sync_soon(self._box["scope"].cancel)
+        self._thread.join(10)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", required=True, help="ws://127.0.0.1:PORT/twilio/media")
+    p.add_argument("--url", help="ws://127.0.0.1:PORT/twilio/media (with --emulators: read from stdin)")
     p.add_argument("--calls", type=int, required=True)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--mode", choices=("echo", "call"), default="echo")
     p.add_argument("--slots", type=int, default=10)
     p.add_argument("--json", metavar="FILE", help="write the result here (default: stdout)")
+    p.add_argument("--emulators", action="store_true",
+                   help="also run the provider emulators here: print 'EMULATORS <json>', then wait for 'GO <url>'")
     p.add_argument("--announce", action="store_true",
                    help="print WINDOW start/end lines on stdout (for an orchestrator sampling the server)")
 
@@ -423,12 +462,25 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m offhook.sim.load", description=__doc__.splitlines()[0])
     add_arguments(p)
     a = p.parse_args(argv)
+    emulators = None
+    if a.emulators:
+        emulators = EmulatorThread()
+        print("EMULATORS " + json.dumps(emulators.spec), flush=True)
+        line = sys.stdin.readline().split()
+        if len(line) != 2 or line[0] != "GO":
+            emulators.stop()
+            return 2
+        a.url = line[1]
+    elif not a.url:
+        p.error("--url is required (or --emulators)")
     announce = (lambda edge: print(f"WINDOW {edge}", flush=True)) if a.announce else None
     gen = LoadGenerator(LoadConfig(a.url, a.calls, a.seconds, a.warmup, a.mode, a.slots), on_window=announce)
     try:
         result = gen.run()
     finally:
         gen.close()
+        if emulators is not None:
+            emulators.stop()
     text = json.dumps(result)
     if a.json:
         with open(a.json, "w") as f:
