@@ -162,7 +162,12 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=10)
     ap.add_argument("--blocks", type=int, default=3)
     ap.add_argument("--json", default="")
+    ap.add_argument("--no-openers", action="store_true",
+                    help="measure without the pre-rendered openers (every first audio waits for the TTS)")
     a = ap.parse_args()
+    if a.no_openers:
+        from offhook.agent import factory
+        factory.OPENERS = ("Xyzzy.",)  # a word no reply opens with
     import logging
     logging.disable(logging.WARNING)
     t = time.perf_counter()
