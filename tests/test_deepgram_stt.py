@@ -452,3 +452,42 @@ async def test_one_failing_call_does_not_disturb_another():
             nursery.start_soon(one, "bad", "CA-other", 0.01)
     assert results["good"] == HELLO[2]
     assert isinstance(results["bad"], DeepgramProtocolError)
+
+
+@mock_clock
+async def test_a_separate_process_can_write_the_board_over_a_websocket():
+    import trio_websocket
+    board = ScriptBoard()
+    async with deepgram_emulator(board=board) as emu:
+        async with trio_websocket.open_websocket_url(f"{emu.base_url}/emulator/board") as ws:
+            await ws.send_message('{"tag": "%s", "start": 0.3, "end": 1.2, "text": "%s"}' % (SID, HELLO[2]))
+            await emu.wait_until(lambda: board.lines(SID))
+            await ws.send_message('{"tag": "%s", "start": 2, "end": 1}' % SID)  # no text, ends before it starts
+            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+                await ws.get_message()
+            assert closed.value.reason.code == 1003
+        call = await run_call(client(emu), 2.5, frame_s=0.1)
+    assert board.lines(SID) == [Line(0.3, 1.2, HELLO[2])] and call.text() == HELLO[2]
+
+
+@mock_clock
+async def test_a_long_outage_keeps_only_max_buffer_s_of_audio_and_says_how_much_was_lost():
+    """The socket drops at 1.0 s and the service refuses the first reconnect: 1.35 s without a
+    connection. Only the last max_buffer_s (1 s) is replayed; what the caller said in it still
+    comes out, on the call's timeline."""
+    line = (1.8, 2.4, "Yes please.")
+    faults = FaultPlan([Fault("close", after_s=1.0), Fault("error", after_s=0, status=503), None])
+    async with deepgram_emulator(board=board_with(line), faults=faults) as emu:
+        stt = client(emu, reconnect_backoff=0.45, max_buffer_s=1.0)
+        call = await run_call(stt, 4.0, frame_s=0.1)
+        second = emu.connections[1]
+    assert call.error is None and call.text() == "Yes please."
+    # backoff 0.45 s, refused, then 0.9 s: between two frames, so the buffer is exactly [1.3, 2.3]
+    assert second.opened_at == pytest.approx(1.0 + 0.45 + 0.9, abs=0.01)
+    assert call.stream.lost_seconds == pytest.approx(1.3)      # nothing was final: 2.3 s were kept
+    assert call.stream.replayed_seconds == pytest.approx(1.0)
+    # The emulator never heard that audio: it places the burst by the clock, to within a frame of
+    # the caller's pacing (it ended at 2.35 s, the audio at 2.3 s), so the words' times are as close.
+    assert second.offset == pytest.approx(1.3, abs=0.1)
+    [final] = call.finals()
+    assert [w.start for w in final.words] == [pytest.approx(w.start, abs=0.1) for w in words_of(*line)]

@@ -171,7 +171,8 @@ class DeepgramSTT:
 
 
 class _Connection:
-    """One WebSocket of a stream. `offset` is the call audio position (bytes) of its time 0."""
+    """One WebSocket of a stream. `offset` is the call audio position (bytes) of its time 0, set when
+    its replay starts."""
 
     def __init__(self, index: int, offset: int) -> None:
         self.index = index
@@ -319,7 +320,10 @@ class DeepgramStream:
 
     async def _replay(self, conn: _Connection) -> None:
         """Send the kept audio (and what arrives meanwhile), then go live."""
-        self._replaying = True
+        self._replaying = True  # the buffer is not trimmed under the replay
+        # The connection's clock starts at the first byte it is sent: the buffer may have been
+        # trimmed (max_buffer_s) during the handshake.
+        conn.offset = conn.sent_upto = self._buf_start
         try:
             chunk = max(self._sample_bytes, int(REPLAY_CHUNK_S * self._bps))
             while True:

@@ -32,8 +32,10 @@ clock (0 = its first audio byte).
 After a reconnect the client may replay audio the previous connection heard. A recogniser goes by
 the audio, and so does the emulator: it places a new connection of a tag on the call's timeline by
 finding its first audio message in the audio heard on earlier connections (nearest to the end of
-the last final it sent, since noise may repeat); audio it has not heard before continues after
-what it has. It keeps the last 60 s of audio per tag for this.
+the last final it sent, since noise may repeat; it keeps the last 60 s per tag for this). Audio it
+has never heard (the client kept less than the outage, or does not replay) is placed by time: the
+burst of it ends at the live edge of the call's audio, which runs in real time from the tag's
+first audio; so its placement is as exact as the client's real-time pacing.
 
 Handshake: path `/v1/listen`; `Authorization: Token <key>` (or `Bearer <key>`, or the
 `Sec-WebSocket-Protocol: token, <key>` form); no or a wrong key -> HTTP 401 with Deepgram's JSON
@@ -81,6 +83,7 @@ __all__ = ["DeepgramEmulator", "DeepgramFront", "EmuConnection", "deepgram_emula
 
 DEFAULT_PROFILE = LatencyProfile(first_s=0.15, gap_s=0.25)
 KEEP_HEARD_S = 60.0
+BURST_GAP_S = 0.01  # audio arriving this much after the previous message is live, not a replay burst
 _WORD = re.compile(r"\S+")
 _STRIP = re.compile(r"[^\w']+")
 
@@ -151,25 +154,27 @@ class _Heard:
         self.audio = bytearray()
         self.base = 0                 # call byte position of audio[0]
         self.confirmed = 0            # call byte position of the end of the last final sent
+        self.clock_start: float | None = None  # trio time of call audio position 0 (audio is real time)
 
     @property
     def end(self) -> int:
         return self.base + len(self.audio)
 
-    def place(self, probe: bytes) -> int:
-        """Where on the call's timeline audio starting with `probe` belongs."""
+    def find(self, probe: bytes) -> int | None:
+        """Where on the call's timeline audio starting with `probe` was heard (nearest the end of
+        the last final if noise makes it ambiguous), or None."""
         hits, i = [], self.audio.find(probe)
         while i >= 0:
             hits.append(self.base + i)
             i = self.audio.find(probe, i + 1)
-        if not hits:
-            return self.end
-        return min(hits, key=lambda p: abs(p - self.confirmed))
+        return min(hits, key=lambda p: abs(p - self.confirmed)) if hits else None
 
     def write(self, pos: int, data: bytes, keep: int) -> None:
         if pos < self.base:
             data, pos = data[self.base - pos:], self.base
         i = pos - self.base
+        if i > len(self.audio):  # audio this emulator never received
+            self.audio.extend(bytes(i - len(self.audio)))
         self.audio[i:i + len(data)] = data
         if len(self.audio) > keep:
             cut = len(self.audio) - keep
@@ -289,6 +294,8 @@ class _Session:
         self.out_send, self.out_recv = trio.open_memory_channel[tuple[float, str | tuple[int, str]]](math.inf)
         self.last_rx = trio.current_time()
         self.placed = False
+        self.unplaced: list[bytes] = []  # a burst of audio not heard before, until it ends
+        self.unplaced_last = 0.0
         self.pos = 0.0                 # call audio seconds received so far
         self.done_upto = 0.0           # words starting before this are finalised
         self.seg_start = 0.0
@@ -353,6 +360,8 @@ class _Session:
                     self.emit(proto.error_message(f"Invalid control message: {exc}", code="DATA-0001"))
                     continue
                 self.conn.received.append((now, kind))
+                if self.unplaced:
+                    self.on_audio(b"", now + BURST_GAP_S)  # the burst is over
                 if kind == "Finalize":
                     self.flush(from_finalize=True)
                 elif kind == "CloseStream":
@@ -366,19 +375,51 @@ class _Session:
 
     def on_audio(self, data: bytes, now: float) -> None:
         conn = self.conn
-        if not self.placed:
-            self.placed = True
+        if conn.first_audio_at is None:
             conn.first_audio_at = now
+        chunks = [data] if self.placed else self.place(data, now)
+        for chunk in chunks:
             if self.heard is not None:
-                start = self.heard.place(bytes(data))
-                conn.offset = start / self.bps
-                self.pos = self.done_upto = self.seg_start = self.sf_upto = conn.offset
-        if self.heard is not None:
-            self.heard.write(round(conn.offset * self.bps) + conn.audio_bytes, data, int(KEEP_HEARD_S * self.bps))
-        conn.audio_bytes += len(data)
+                self.heard.write(round(conn.offset * self.bps) + conn.audio_bytes, chunk,
+                                 int(KEEP_HEARD_S * self.bps))
+            conn.audio_bytes += len(chunk)
         self.pos = conn.offset + conn.audio_bytes / self.bps
-        if not self.closing:
+        if chunks and not self.closing:
             self.advance()
+
+    def place(self, data: bytes, now: float) -> list[bytes]:
+        """Put this connection on the call's timeline (see the module docstring); returns the audio
+        to process from there, or [] while it waits to see where a burst of new audio ends."""
+        heard = self.heard
+        if heard is None or heard.clock_start is None:  # no tag, or the tag's first connection
+            if heard is not None:
+                heard.clock_start = now - len(data) / self.bps
+            return self.placed_at(0, [data])
+        if not self.unplaced:
+            hit = heard.find(data)
+            if hit is not None:
+                return self.placed_at(hit, [data])
+        elif now - self.unplaced_last >= BURST_GAP_S:
+            return self.place_burst() + [data]
+        self.unplaced.append(data)
+        self.unplaced_last = now
+        return []
+
+    def place_burst(self) -> list[bytes]:
+        """Audio never heard before: it came as a burst (a client's replay) that ended at the live
+        edge of the call's audio, which runs in real time from the tag's first audio."""
+        assert self.heard is not None and self.heard.clock_start is not None
+        burst = sum(len(b) for b in self.unplaced)
+        edge = round((self.unplaced_last - self.heard.clock_start) * self.bps)
+        start = max(0, edge - burst)
+        held, self.unplaced = self.unplaced, []
+        return self.placed_at(start - start % proto.ENCODINGS[self.opt.encoding], held)
+
+    def placed_at(self, position: int, chunks: list[bytes]) -> list[bytes]:
+        self.placed = True
+        self.conn.offset = position / self.bps
+        self.pos = self.done_upto = self.seg_start = self.sf_upto = self.conn.offset
+        return chunks
 
     # -------------------------------------------------------- transcripts
     def words(self) -> list[EmuWord]:
