@@ -31,16 +31,15 @@ def test_bench_ws_compares_the_three_libraries(tmp_path, capsys):
     assert set(data["results"]) == {"hypercorn", "trio-websocket", "websockets"}
     for lib, res in data["results"].items():
         assert lib in printed
-        assert res["max_calls"] == 3, res["steps"][0]
-        _check_step(res["at_max"], "echo")
+        _check_step(res["steps"][0], "echo")  # passed or not (timing) is not checked here
     assert data["cheapest"] in data["results"] and data["machine"]["cores"]
 
 
 def test_bench_load_echo_runs_floor_and_full_path(tmp_path, capsys):
     assert main(["bench", "--results", str(tmp_path), "load", "--mode", "echo", *SHORT]) == 0
     data = json.loads((tmp_path / "bench-load-echo.json").read_text())
-    _check_step(data["floor"]["at_max"], "echo")
-    full = data["full"]["at_max"]
+    _check_step(data["floor"]["steps"][0], "echo")
+    full = data["full"]["steps"][0]
     _check_step(full, "call")
     # the callers talked and the echo handler answered: agent audio came back as paced utterances
     assert full["lines_said"] >= 3 and full["agent_utterances"] >= 3 and full["marks_echoed"] > 0

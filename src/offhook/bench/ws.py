@@ -64,4 +64,4 @@ def run(args: argparse.Namespace) -> int:
     path = write_json("bench-ws", {"steps": steps, "seconds": args.seconds, "results": results,
                                    "cheapest": ranked[0][1] if ranked else None}, args.results)
     print(f"JSON: {path}")
-    return 0 if all(r["max_calls"] for r in results.values()) else 1
+    return 0  # the measurement ran; whether a step passed is in the table (a noisy machine is not an error)
