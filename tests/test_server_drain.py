@@ -129,8 +129,8 @@ def test_any_worker_on_the_host_answers_the_after_stream_request(tmp_path):
 
     async def main():
         shared = str(tmp_path / "data")
-        async with running_server(validate_signatures=False, data_dir=shared, handler_factory=HandsOff) as a, \
-                running_server(validate_signatures=False, data_dir=shared) as b:
+        two = dict(validate_signatures=False, data_dir=shared, workers=2)
+        async with running_server(handler_factory=HandsOff, **two) as a, running_server(**two) as b:
             res = await SimCaller(a.base_ws + "/twilio/media", from_dict(FOREVER)).run()
             assert res.ended_by == "server" and a.after_actions.pending(res.call_sid)
             async with httpx.AsyncClient() as http:

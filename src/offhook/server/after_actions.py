@@ -4,7 +4,8 @@ The stream ends in the process that held its WebSocket, but Twilio's `<Connect a
 new HTTP request that, with several workers on one port, the kernel may hand to any of them. So an
 action is kept in memory and also as a small file in a directory every worker on the host shares
 (`<data_dir>/after-actions`); whichever process gets the request claims the file with an atomic rename.
-Hanging up is the default and is never stored. Actions nobody asked for expire after an hour.
+Hanging up is the default and is never stored. Actions nobody asked for expire after an hour. A single
+process (workers = 1) keeps them in memory only.
 """
 from __future__ import annotations
 

@@ -61,8 +61,9 @@ class OffhookApp:
         self.signatures = SignatureChecker(config.twilio_auth_token, config.public_url) \
             if config.validate_signatures else None
         self.active: dict[str, MediaCall] = {}
-        # shared by the workers on this host: Twilio's after-stream request may reach any of them
-        self.after_actions = AfterActions(os.path.join(config.data_dir, "after-actions"))
+        # with several workers, shared through data_dir: Twilio's after-stream request may reach any
+        self.after_actions = AfterActions(os.path.join(config.data_dir, "after-actions")
+                                          if config.workers > 1 else None)
         self.statuses: dict[str, dict] = {}
         self.voicemails: dict[str, dict] = {}     # CallSid -> RecordingUrl, RecordingDuration
         self.finished: list[MediaCall] = []       # recent calls, newest last (bounded)

@@ -32,7 +32,8 @@ RESTART_WINDOW_S = 60.0
 
 def worker_command(args: argparse.Namespace, config: Config, port: int, index: int) -> list[str]:
     cmd = [sys.executable, "-m", "offhook.cli", "serve", "--host", config.host, "--port", str(port),
-           "--mode", config.mode, "--worker-index", str(index), "--log-level", args.log_level]
+           "--mode", config.mode, "--workers", str(config.workers), "--worker-index", str(index),
+           "--log-level", args.log_level]
     if args.config:
         cmd += ["--config", args.config]
     if not config.validate_signatures:
