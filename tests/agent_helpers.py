@@ -80,6 +80,7 @@ class Rig:
     tts: object            # the primary voice's emulator
     tts2: object           # the fallback voice's emulator
     startup_contexts: tuple[int, int] = (0, 0)  # contexts used by start-up renders (stall phrases)
+    factory_shared: object = None
     calls: list = field(default_factory=list)
 
     def contexts(self, fallback: bool = False) -> list:
@@ -134,7 +135,7 @@ async def agent_rig(*, responder=None, stt_profile=STT_PROFILE, llm_profile=LLM_
         config = Config.load(env={}, twilio_auth_token=TOKEN, **cfg)
         factory = await stack.enter_async_context(agent_handler_factory(config, providers))
         app = await stack.enter_async_context(running_server(handler_factory=factory, **cfg))
-        yield Rig(app, config, dg, an, el, el2, (len(el.contexts), len(el2.contexts)))
+        yield Rig(app, config, dg, an, el, el2, (len(el.contexts), len(el2.contexts)), factory.shared)
 
 
 def tts_faults(*faults) -> FaultPlan:

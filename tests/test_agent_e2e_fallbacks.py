@@ -2,9 +2,11 @@
 audio / hang -> the fallback voice goes on from the first unspoken word."""
 import httpx
 import pytest
+import trio
 
 from agent_helpers import PUBLIC, agent_rig, heard_after, heard_spans, mock_clock, tts_faults
 from edge_helpers import TOKEN
+from offhook.agent.factory import PROBE_INTERVAL_S, PROBE_TEXT
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
 from offhook.twilio.signature import sign
 
@@ -103,6 +105,23 @@ async def test_tts_error_mid_sentence_the_fallback_voice_continues_it_and_keeps_
     answer = rig.said(fallback=True)[-1]
     assert call.record.turns[0].tts_provider == "elevenlabs-fallback" and answer.strip()
     assert heard_after(result, result.lines[0].end) - result.lines[0].end <= 0.9
+
+
+@mock_clock
+async def test_a_cheap_probe_brings_later_calls_back_to_the_primary_once_it_is_healthy():
+    async with agent_rig(tts_faults=tts_faults(Fault("error", after_s=0.35))) as rig:
+        await rig.call([GREETING])
+        breaker = rig.factory_shared.breakers["elevenlabs"]
+        assert breaker.state == "open"
+        before = len(rig.tts.contexts)
+        await trio.sleep(PROBE_INTERVAL_S + PROBE_INTERVAL_S / 4 + 0.5)
+        # one short probe utterance went to the primary and came back with audio
+        probes = [c for c in rig.tts.contexts[before:] if "".join(c.texts).strip()]
+        assert ["".join(c.texts).strip() for c in probes] == [PROBE_TEXT]
+        assert breaker.state == "closed"
+        result, call = await rig.call([GREETING])
+    assert rig.said()[-1].strip() == GREETING_TEXT  # the next call's greeting: on the primary again
+    assert not any(e.kind == "tts_fallback" for e in call.record.events)
 
 
 @mock_clock

@@ -47,6 +47,16 @@ class AgentShared:
     frame_level: Callable[[bytes], float] = ulaw_level_db
 
 
+@dataclass
+class HandlerFactory:
+    """handler_factory(call) -> the call's AgentCall; `shared` is what all calls share."""
+    shared: AgentShared
+    handler: type
+
+    def __call__(self, call):
+        return self.handler(self.shared, call)
+
+
 def _profile(config) -> BusinessProfile:
     return load_profile(config.profile) if getattr(config, "profile", "") else sample_profile()
 
@@ -103,5 +113,5 @@ async def agent_handler_factory(config, providers) -> AsyncIterator[Callable]:
     shared = AgentShared(config, providers, profile, system, greeting, stall, breakers, openers)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_probe_loop, providers, breakers)
-        yield lambda call: AgentCall(shared, call)
+        yield HandlerFactory(shared, AgentCall)
         nursery.cancel_scope.cancel()
