@@ -171,43 +171,57 @@ def _measure(server: ServerProc, gen: subprocess.Popen, out: str) -> dict:
     return res
 
 
-def step_up(start_server, steps: list[int], *, seconds: float, mode: str, log=print, retries: int = 1,
-            refine: int = 2, warmup: float = 1.5, **kw) -> dict:
-    """Steps N up until p99 lateness > 10 ms or frames are lost, then bisects `refine` times between
-    the last passing and the first failing N. A fresh server per run, so each run's RSS and counters
-    are its own. This machine is shared: a step that fails is retried `retries` times and counts as
-    failed only if every attempt fails (one 50 ms stall elsewhere on the box sinks a 5 s p99)."""
-    rows: list[dict] = []
+def step_up(start_server, steps: list[int], **kw) -> dict:
+    """One server kind stepped up: see step_up_many."""
+    return step_up_many({"server": start_server}, steps, **kw)["server"]
 
-    def attempt(n: int) -> dict:
+
+def step_up_many(starters: dict, steps: list[int], *, seconds: float, mode: str, log=print, retries: int = 1,
+                 refine: int = 2, warmup: float = 1.5, **kw) -> dict[str, dict]:
+    """Steps N up until p99 lateness > 10 ms or frames are lost, then bisects `refine` times between
+    the last passing and the first failing N. Several server kinds are stepped in turn at each N, so
+    that whatever else loads this shared machine at the time hits them alike. A fresh server per run
+    (`start_server(spec)` makes it), so each run's RSS and counters are its own. A step that fails is
+    retried `retries` times and counts as failed only if every attempt fails (one 50 ms stall
+    elsewhere on the box sinks a 5 s p99)."""
+    state = {name: {"rows": [], "good": 0, "bad": None} for name in starters}
+
+    def attempt(name: str, n: int) -> bool:
         for i in range(retries + 1):
-            row = run_step(start_server, Step(n, seconds=seconds, warmup=warmup, mode=mode), **kw)
+            row = run_step(starters[name], Step(n, seconds=seconds, warmup=warmup, mode=mode), **kw)
             row["attempt"] = i + 1
-            rows.append(row)
-            log(f"  N={n:4d}  p99 late {row['lateness_ms']['p99'] or 0:7.2f} ms  lost {row['lost']:5d}  "
-                f"server CPU {row['server_cpu_util'] * 100:5.1f}%  ({row['server_cpu_per_call'] * 100:.3f}%/call)  "
-                f"lag p99 {(row['lag_ms'] or {}).get('p99') or 0:6.2f} ms  "
+            state[name]["rows"].append(row)
+            log(f"  {name if len(starters) > 1 else ''} N={n:4d}  p99 late {row['lateness_ms']['p99'] or 0:7.2f} ms  "
+                f"lost {row['lost']:5d}  server CPU {row['server_cpu_util'] * 100:5.1f}% "
+                f"({row['server_cpu_per_call'] * 100:.3f}%/call)  lag p99 {(row['lag_ms'] or {}).get('p99') or 0:6.2f} ms  "
                 f"gen CPU {row['generator_cpu_window'] * 100:4.0f}%  {'ok' if row['passed'] else 'FAIL'}", flush=True)
             if row["passed"]:
-                break
-        return row
+                return True
+        return False
 
-    good, bad = 0, None
     for n in steps:
-        if attempt(n)["passed"]:
-            good = n
-        else:
-            bad = n
+        live = [name for name, st in state.items() if st["bad"] is None]
+        if not live:
             break
-    for _ in range(refine if bad is not None else 0):
-        mid = (good + bad) // 2
-        if mid in (good, bad):
-            break
-        if attempt(mid)["passed"]:
-            good = mid
-        else:
-            bad = mid
-    best = max((r for r in rows if r["passed"] and r["calls"] == good), key=lambda r: r["calls"], default=None)
-    return {"steps": rows, "max_calls": good, "first_failing": bad, "at_max": best,
-            "cpu_per_call": best["server_cpu_per_call"] if best else None,
-            "calls_per_core_by_cpu": 1 / best["server_cpu_per_call"] if best and best["server_cpu_per_call"] else None}
+        for name in live:
+            if attempt(name, n):
+                state[name]["good"] = n
+            else:
+                state[name]["bad"] = n
+    for _ in range(refine):
+        for name, st in state.items():
+            if st["bad"] is None or st["bad"] - st["good"] < 2:
+                continue
+            mid = (st["good"] + st["bad"]) // 2
+            if attempt(name, mid):
+                st["good"] = mid
+            else:
+                st["bad"] = mid
+    out = {}
+    for name, st in state.items():
+        best = next((r for r in reversed(st["rows"]) if r["passed"] and r["calls"] == st["good"]), None)
+        out[name] = {"steps": st["rows"], "max_calls": st["good"], "first_failing": st["bad"], "at_max": best,
+                     "cpu_per_call": best["server_cpu_per_call"] if best else None,
+                     "calls_per_core_by_cpu": 1 / best["server_cpu_per_call"] if best and best["server_cpu_per_call"]
+                     else None}
+    return out

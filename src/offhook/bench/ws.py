@@ -1,14 +1,14 @@
 """`offhook bench ws`: the WebSocket layer for the media socket — hypercorn's WS (what the server
 uses), trio-websocket and the `websockets` package's trio server — each serving a bare Twilio echo,
-driven by the same load generator in a separate process, stepped up until p99 lateness > 10 ms or
-frames are lost."""
+driven by the same load generator in a separate process, stepped up together (all three at each N)
+until p99 lateness > 10 ms or frames are lost."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from offhook.bench.report import fmt, table, write_json
-from offhook.bench.runner import ServerProc, step_up
+from offhook.bench.runner import ServerProc, step_up_many
 from offhook.bench.wsservers import LIBS
 
 DEFAULT_STEPS = "25,50,100,150,200,250,300,400,500"
@@ -50,11 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown library: {', '.join(sorted(unknown))} (choose from {', '.join(LIBS)})", file=sys.stderr)
         return 2
-    results = {}
-    for lib in libs:
-        print(f"{lib}:", flush=True)
-        results[lib] = step_up(echo_server(lib), steps, seconds=args.seconds, warmup=args.warmup, mode="echo",
-                               retries=args.retries, refine=args.refine)
+    print(f"stepping {', '.join(libs)} in turn at each N", flush=True)
+    results = step_up_many({lib: echo_server(lib) for lib in libs}, steps, seconds=args.seconds, warmup=args.warmup,
+                           mode="echo", retries=args.retries, refine=args.refine)
     print()
     print(table(HEADERS, [summary_row(lib, r) for lib, r in results.items()]))
     print(NOTE)
