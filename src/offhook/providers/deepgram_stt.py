@@ -212,7 +212,6 @@ class DeepgramStream:
         self._buf = bytearray()       # call audio from _buf_start on, not yet covered by a final
         self._buf_start = 0
         self._live: _Connection | None = None   # send() writes straight to it
-        self._current: _Connection | None = None
         self._replaying = False
         self._finalize_pending = False
         self._speech_started_at = -math.inf
@@ -385,7 +384,6 @@ class DeepgramStream:
     async def _connection(self, conn: _Connection, task_status: trio.TaskStatus[None] | None) -> None:
         p = self._p
         started = False
-        self._current = conn
         try:
             with conn.scope:
                 async with trio_websocket.open_websocket_url(
