@@ -57,3 +57,15 @@ def test_load_generator_refuses_non_loopback_schemes():
     from offhook.sim.load import LoadConfig, LoadGenerator
     with pytest.raises(ValueError, match="ws://"):
         LoadGenerator(LoadConfig("wss://example.com/twilio/media", 1))
+
+
+def test_bench_bargein_measures_reaction_and_false_barge_ins(tmp_path, capsys):
+    # one caller talks over one long answer; another coughs into one (virtual time: MockClock)
+    assert main(["bench", "--results", str(tmp_path), "bargein", "--calls", "1", "--per-call", "1",
+                 "--false-per-call", "1"]) == 0
+    data = json.loads((tmp_path / "bench-bargein.json").read_text())
+    assert data["barge_ins"] == 1 and data["missed"] == 0
+    clear, stopped = data["onset_to_clear_ms"]["p50"], data["onset_to_audio_stopped_ms"]["p50"]
+    assert 0 < clear < 1000 and 0 < stopped < 1000  # the agent stopped talking over the caller
+    assert data["false_set"] == 1 and data["false_by_kind"]["backchannel"]["events"] == 1
+    assert "onset -> clear received" in capsys.readouterr().out
