@@ -82,6 +82,11 @@ class Server:
         self.proc = proc
         self.out: list[str] = []
         self.err: list[str] = []
+        self.eof = 0  # pipes read to the end
+        self._changed = trio.Event()
+
+    def _pulse(self):
+        self._changed.set()
         self._changed = trio.Event()
 
     async def pump(self, stream, into):
@@ -90,8 +95,9 @@ class Server:
             buf += chunk
             *lines, buf = buf.split(b"\n")
             into.extend(line.decode() for line in lines)
-            self._changed.set()
-            self._changed = trio.Event()
+            self._pulse()
+        self.eof += 1
+        self._pulse()
 
     async def wait_for(self, text: str, where: str = "out", timeout: float = 30) -> str:
         with trio.fail_after(timeout):
@@ -99,7 +105,7 @@ class Server:
                 for line in getattr(self, where):
                     if text in line:
                         return line
-                if self.proc.returncode is not None and not self._changed.is_set():
+                if self.eof == 2:  # the process is gone and everything it printed has been read
                     raise AssertionError(f"server exited ({self.proc.returncode}) before {text!r}:\n"
                                          + "\n".join(self.out + self.err[-20:]))
                 await self._changed.wait()
@@ -256,3 +262,17 @@ def test_agent_mode_answers_with_the_offline_providers(tmp_path):
     assert res.agent_audio_seconds() > 1.0  # the greeting, spoken by eSpeak
     (row,) = stored_calls(tmp_path, "")
     assert row[0] == res.call_sid and row[2] == "caller_hangup" and row[3]
+
+
+def test_workers_refusing_to_start_stop_the_supervisor_with_their_reason(tmp_path):
+    async def main_():
+        async with trio.open_nursery() as n:
+            s = await start_server(n, ["--workers", "2", "--mode", "agent", "--insecure-dev", "--port", "0"],
+                                   tmp_path, OFFHOOK_PROFILE=str(tmp_path / "no-such-profile.toml"))
+            with trio.fail_after(60):
+                rc = await s.proc.wait()
+            await s.wait_for("business profile not found", where="err")
+            return rc, s
+    rc, s = trio.run(main_)
+    assert rc == 2
+    assert not any("restarting" in line for line in s.err) and not any("Traceback" in line for line in s.err)

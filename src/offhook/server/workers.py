@@ -48,6 +48,7 @@ class Supervisor:
         self.codes: dict[int, int] = {}
         self.stopping = False
         self.failed = False
+        self.startup_refused = False
         self.ready: set[int] = set()
         self.port = 0
         self._all_ready = trio.Event()
@@ -66,6 +67,8 @@ class Supervisor:
                     nursery.start_soon(self._announce)
                 nursery.cancel_scope.cancel()  # every worker is gone: stop forwarding
         holder.close()
+        if self.startup_refused:
+            return 2
         bad = {i: rc for i, rc in self.codes.items() if rc != 0}
         if bad:
             print(f"offhook: workers exited with errors: {bad}", file=sys.stderr, flush=True)
@@ -85,6 +88,12 @@ class Supervisor:
                 if proc.returncode is None:
                     proc.send_signal(sig)
 
+    def _stop_all(self) -> None:
+        self.stopping = True
+        for proc in list(self.procs.values()):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+
     async def _keep_running(self, index: int) -> None:
         crashes: deque[float] = deque()
         while True:
@@ -95,9 +104,15 @@ class Supervisor:
                 relay.start_soon(self._relay, index, proc)
                 rc = await proc.wait()
             self.procs.pop(index, None)
+            was_ready = index in self.ready
             self.ready.discard(index)
             if self.stopping:
                 self.codes[index] = rc
+                return
+            if rc == 2 and not was_ready:  # start-up refused (its one-line reason is on stderr): no retry
+                self.codes[index] = rc
+                self.startup_refused = True
+                self._stop_all()
                 return
             now = trio.current_time()
             crashes.append(now)
@@ -107,10 +122,7 @@ class Supervisor:
                 log.error("worker %d keeps dying (exit %s); stopping all workers", index, rc)
                 self.failed = True
                 self.codes[index] = rc
-                self.stopping = True
-                for other in list(self.procs.values()):
-                    if other.returncode is None:
-                        other.send_signal(signal.SIGTERM)
+                self._stop_all()
                 return
             log.error("worker %d exited on its own (exit %s); restarting it", index, rc)
             await trio.sleep(RESTART_DELAY_S)
