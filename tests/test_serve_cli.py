@@ -276,3 +276,24 @@ def test_workers_refusing_to_start_stop_the_supervisor_with_their_reason(tmp_pat
     rc, s = trio.run(main_)
     assert rc == 2
     assert not any("restarting" in line for line in s.err) and not any("Traceback" in line for line in s.err)
+
+
+def test_a_worker_that_dies_is_restarted(tmp_path):
+    async def main_():
+        async with trio.open_nursery() as n:
+            s = await start_server(n, ["--workers", "2", "--mode", "echo", "--insecure-dev", "--port", "0"],
+                                   tmp_path)
+            base = (await s.wait_for("all 2 workers listening on")).split("listening on ")[1].strip()
+            health = await health_of_each_worker(base, 2)
+            victim = next(h for h in health.values() if h["worker"].endswith("-w1"))
+            os.kill(victim["pid"], signal.SIGKILL)
+            await s.wait_for("worker 1 exited on its own", where="err")
+            with trio.fail_after(30):
+                while sum("offhook: worker 1 listening" in line for line in s.out) < 2:
+                    await s._changed.wait()
+            health = await health_of_each_worker(base, 2)
+            assert victim["pid"] not in {h["pid"] for h in health.values()} and len(health) == 2
+            s.proc.send_signal(signal.SIGTERM)
+            with trio.fail_after(30):
+                assert await s.proc.wait() == 0
+    trio.run(main_)
