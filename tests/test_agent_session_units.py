@@ -9,7 +9,7 @@ from offhook.agent.endpointing import EndpointPolicy, TurnContext
 from offhook.agent.fallback_tts import Attempt, Speaker
 from offhook.agent.history import History
 from offhook.agent.turns import CancelSpeculation, Commit, Finalize, Speculate, TurnTaker
-from offhook.providers.base import Final, Partial, UtteranceEnd
+from offhook.providers.base import Final, Partial
 
 F = 0.020
 

@@ -214,7 +214,7 @@ class Speaker:
                         await self._pump(att, utt, fmt_path[0], first_wait)
                         nursery.cancel_scope.cancel()
                     att.characters = getattr(utt, "characters", 0)
-        except* TTSError as group:
+        except* (TTSError, OSError) as group:
             e = group.exceptions[0]
             att.characters = att.characters or len(att.sent)
             self._close_utterance(att, fmt_path)

@@ -39,6 +39,7 @@ FALSE_BARGE_S = 1.0          # no words this long after a barge-in: it was noise
 DEAD_AIR_S = 1.0             # speaking, owing audio, and the line silent this long: the TTS is stuck
 STT_SILENT_S = 10.0          # speech on the line but no STT event this long: the STT stream is stuck
 WATCHDOG_PERIOD_S = 0.1
+STT_RETRY_S, STT_RETRY_MAX_S = 0.2, 5.0
 REPEAT_PLEASE = "Sorry about that. Could you say it again?"
 
 
@@ -197,7 +198,9 @@ class AgentCall:
 
     # ------------------------------------------------------------ STT
     async def _stt_loop(self) -> None:
+        backoff = STT_RETRY_S
         while True:
+            failed = False
             with trio.CancelScope() as scope:
                 self._stt_scope = scope
                 try:
@@ -209,13 +212,18 @@ class AgentCall:
                         try:
                             async for ev in stream:
                                 self._on_stt(ev)
+                                backoff = STT_RETRY_S
                         finally:
                             self.stt = None
                             self._stt_seconds_closed += stream.audio_seconds
-                except* STTError as group:
-                    self.event("stt_error", str(group.exceptions[0])[:160])
+                except* (STTError, OSError) as group:
+                    failed = True
+                    if backoff == STT_RETRY_S:  # one event per outage, not one per retry
+                        self.event("stt_error", str(group.exceptions[0])[:160])
             self.stt = None
-            await trio.sleep(0.2)  # then reconnect
+            await trio.sleep(backoff)  # then reconnect, backing off while the STT keeps failing
+            if failed:
+                backoff = min(backoff * 2, STT_RETRY_MAX_S)
 
     def _restart_stt(self) -> None:
         self.stt = None
