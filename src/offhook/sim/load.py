@@ -14,11 +14,12 @@ Two modes:
   agent's reply through a model of Twilio's playout buffer (marks echoed when played, `clear`
   honoured), then says the next line once the agent has gone quiet.
 
-Outbound lateness (both modes) is how much later than its ideal time a server frame arrived. Echo:
-the ideal time is the send time of the frame it answers (lateness = round trip). Call: within one
-agent utterance the paced frames (after the first `lead` frames, which go out at once) should arrive
-20 ms apart; lateness is each frame's offset from that grid, against the utterance's best-aligned
-frame. Only frames sent inside the measurement window (after the warm-up) count.
+Outbound lateness (both modes) is how much later than its due time a server frame arrived. Echo:
+due when the frame it answers was sent (lateness = round trip). Call: within one agent utterance the
+first `lead` frames go out at once and then one per 20 ms tick; paced frame i is due by its tick,
+first arrival + (i - lead + 1) x 20 ms (one tick of allowance: the server's ticker phase is
+arbitrary), and a gap in the audio (the agent's audio arriving slower than real time) makes every
+frame after it late. Only frames arriving inside the measurement window (after the warm-up) count.
 
 The timing source is a parameter (`clock`), real time by default: the generator measures a real
 server over real sockets, and is run by the benchmarks, not by timed tests.
@@ -263,12 +264,15 @@ class LoadGenerator:
         c.run.append((now, lo <= now <= hi))
 
     def _end_run(self, c: _Call) -> None:
-        """Score one agent utterance's paced frames against their 20 ms grid."""
-        paced = [(t - i * TICK, counted) for i, (t, counted) in enumerate(c.run) if i >= self.cfg.lead_frames]
-        if paced:
-            anchor = min(off for off, _ in paced)
-            self.lateness.extend(off - anchor for off, counted in paced if counted)
-            c.runs_done += 1
+        """Score one agent utterance's paced frames: frame i (after the first `lead`, which the pacer
+        sends at once) is due by the tick it belongs to, first arrival + (i - lead + 1) x 20 ms; a
+        tick of allowance because the pacer's ticker phase is arbitrary."""
+        if c.run:
+            t0, lead = c.run[0][0], self.cfg.lead_frames
+            late = [max(0.0, t - (t0 + (i - lead + 1) * TICK)) for i, (t, counted) in enumerate(c.run)
+                    if i >= lead and counted]
+            self.lateness.extend(late)
+            c.runs_done += len(c.run) > lead
         c.run = []
 
     # ---------------------------------------------------------------- the 20 ms tick of one call
