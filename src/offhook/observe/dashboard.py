@@ -8,11 +8,11 @@ but the recording, so they work offline and under a strict Content-Security-Poli
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from html import escape
 from urllib.parse import quote
 
 from offhook.observe import svg
+from offhook.observe.formats import ms, pct, usd, when
 from offhook.observe.measures import percentile, stage_latencies
 from offhook.observe.record import CallRecord
 from offhook.observe.report import mask_number, recording_reason
@@ -33,22 +33,6 @@ svg .bar.total{fill:#c9d6f3}svg .band{fill:#c9d6f3}svg .p50{fill:none;stroke:#24
 svg .p95{fill:none;stroke:#8aa6e8;stroke-width:1}svg .pt{fill:#2456c9}svg .span{fill:#3b6fd8}
 .caller{color:#0f5132}.agent{color:#1d2330}.cut{color:#b42318}
 """
-
-
-def _when(t: float, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime(fmt)
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v * 1000:.0f} ms"
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v * 100:.1f}%"
-
-
-def _usd(v: float | None) -> str:
-    return "-" if v is None else f"${v:.4f}"
 
 
 def _count(v: float) -> str:
@@ -98,7 +82,7 @@ def cost_per_day(records: list[CallRecord]) -> list[tuple[str, float]]:
     days: dict[str, float] = {}
     for r in records:
         if r.complete:
-            d = _when(r.started_at, "%m-%d")
+            d = when(r.started_at, "%m-%d")
             days[d] = days.get(d, 0.0) + r.cost.get("total", 0.0)
     return sorted(days.items())
 
@@ -112,21 +96,21 @@ def overview(rep: dict, records: list[CallRecord], link, *, days: float = 7, tru
     done = [r for r in records if r.complete]
     figs = "".join([
         _fig("calls", f"{c['total']} ({c['incomplete']} incomplete)"),
-        _fig("first audio P50", _ms(rep["first_audio"]["p50"])),
-        _fig("first audio P95", _ms(rep["first_audio"]["p95"])),
-        _fig("barge-in success", _pct(bi["success_rate"])), _fig("false barge-ins", _pct(bi["false_rate"])),
+        _fig("first audio P50", ms(rep["first_audio"]["p50"])),
+        _fig("first audio P95", ms(rep["first_audio"]["p95"])),
+        _fig("barge-in success", pct(bi["success_rate"])), _fig("false barge-ins", pct(bi["false_rate"])),
         _fig("stalls", str(rep["stalls"])), _fig("TTS fallbacks", str(rep["tts_fallbacks"])),
-        _fig("handoffs", str(rep["handoffs"])), _fig("cost total", _usd(cost["total"])),
-        _fig("cost per call", _usd(cost["per_call"])), _fig("cost per minute", _usd(cost["per_minute"])),
+        _fig("handoffs", str(rep["handoffs"])), _fig("cost total", usd(cost["total"])),
+        _fig("cost per call", usd(cost["per_call"])), _fig("cost per minute", usd(cost["per_minute"])),
     ])
-    stage_rows = "".join(f"<tr><td>{escape(s)}</td><td>{_ms(v['p50'])}</td><td>{_ms(v['p95'])}</td>"
+    stage_rows = "".join(f"<tr><td>{escape(s)}</td><td>{ms(v['p50'])}</td><td>{ms(v['p95'])}</td>"
                          f"<td>{v['n']}</td></tr>"
                          for s, v in rep["stages"].items())
     hb = rep["hangups_by_duration"]
     charts = "".join([
         _card(svg.bands("latency_over_time", "first-audio latency over time (P50 line, P50-P95 band)",
                         latency_over_time(done, rep["since"], rep["until"]),
-                        lambda x: _when(x, "%m-%d %H:%M"), lambda y: f"{y * 1000:.0f} ms"),
+                        lambda x: when(x, "%m-%d %H:%M"), lambda y: f"{y * 1000:.0f} ms"),
               "First-audio latency over time"),
         _card(svg.bars("latency_histogram", "first-audio latency histogram (turns per 100 ms)",
                        latency_histogram(done), _count), "First-audio latency histogram (ms)"),
@@ -143,11 +127,11 @@ def overview(rep: dict, records: list[CallRecord], link, *, days: float = 7, tru
         dur = "-" if r.duration is None else f"{r.duration:.0f} s"
         rec_mark = "&#9654; " + escape(recording_reason(r)) if r.recording_path else ""
         rows.append(
-            f'<tr data-sid="{escape(r.call_sid)}"><td>{_when(r.started_at)}</td>'
+            f'<tr data-sid="{escape(r.call_sid)}"><td>{when(r.started_at)}</td>'
             f'<td><a href="{escape(link("/dashboard/call/" + quote(r.call_sid)))}">{escape(r.call_sid)}</a></td>'
             f"<td>{escape(mask_number(r.from_number))}</td><td>{dur}</td>"
             f"<td>{escape(r.end_reason.value if r.complete else 'incomplete')}</td><td>{len(r.turns)}</td>"
-            f"<td>{_ms(percentile(fa, 50))}</td><td>{_usd(r.cost.get('total'))}</td><td>{rec_mark}</td></tr>")
+            f"<td>{ms(percentile(fa, 50))}</td><td>{usd(r.cost.get('total'))}</td><td>{rec_mark}</td></tr>")
     review = "".join(
         f'<li><a href="{escape(link("/dashboard/call/" + quote(v["call_sid"])))}">{escape(v["call_sid"])}</a> '
         f'{escape(v["why"])}, {escape(v["end_reason"])}</li>' for v in rep["review"])
@@ -155,7 +139,7 @@ def overview(rep: dict, records: list[CallRecord], link, *, days: float = 7, tru
                          f'<a href="{escape(link("/dashboard", days=d))}">{label}</a>' for d, label in WINDOWS)
     note = (f" <b>(the newest {len(records)} calls only: use offhook report for the whole window)</b>"
             if truncated else "")
-    body = (f"<h1>offhook</h1><p class=muted>{_when(rep['since'])} .. {_when(rep['until'])} UTC{note}"
+    body = (f"<h1>offhook</h1><p class=muted>{when(rep['since'])} .. {when(rep['until'])} UTC{note}"
             f" &middot; {windows}</p>"
             f'<div class="figs">{figs}</div><div class="charts">{charts}</div>'
             f"<h2>Per-stage latency</h2><table><tr><th>stage</th><th>P50</th><th>P95</th><th>turns</th></tr>"
@@ -195,10 +179,10 @@ def _turn_rows(t) -> list[tuple[str, float, float]]:
 def call_page(rec: CallRecord, link, recording_url: str | None) -> str:
     dur = "-" if rec.duration is None else f"{rec.duration:.1f} s"
     head = (f"<h1>Call {escape(rec.call_sid)}</h1><p><a href=\"{escape(link('/dashboard'))}\">&larr; dashboard</a></p>"
-            f'<div class="figs">{_fig("started (UTC)", _when(rec.started_at))}{_fig("duration", dur)}'
+            f'<div class="figs">{_fig("started (UTC)", when(rec.started_at))}{_fig("duration", dur)}'
             f'{_fig("from", mask_number(rec.from_number))}{_fig("to", mask_number(rec.to_number))}'
             f'{_fig("ended", rec.end_reason.value if rec.complete else "incomplete")}{_fig("by", rec.ended_by.value)}'
-            f'{_fig("cost", _usd(rec.cost.get("total")))}</div>')
+            f'{_fig("cost", usd(rec.cost.get("total")))}</div>')
     audio = (f'<h2>Recording</h2><audio controls preload="metadata" src="{escape(recording_url)}"></audio>'
              if recording_url else "<p class=muted>No recording kept for this call.</p>")
     turns = []
@@ -212,15 +196,15 @@ def call_page(rec: CallRecord, link, recording_url: str | None) -> str:
         turns.append(
             f'<div class="card turn" data-turn="{t.index}"><div class="caller"><b>Caller:</b> {escape(t.caller_text)}'
             f'{conf}</div><div class="agent"><b>Agent:</b> {escape(heard or t.agent_text_generated)}</div>{cut}'
-            f'<p class=muted>first audio {_ms(fa)}; TTS {escape(t.tts_provider or "-")}; speculative '
+            f'<p class=muted>first audio {ms(fa)}; TTS {escape(t.tts_provider or "-")}; speculative '
             f'{escape(t.speculative)}{"; stalled" if t.stalled else ""}</p>'
             f'{svg.waterfall(f"waterfall_{t.index}", f"turn {t.index} latency waterfall", _turn_rows(t), fa)}</div>')
-    barge = "".join(f"<tr><td>{b.onset:.2f} s</td><td>{escape(b.outcome)}</td><td>{_ms(b.reaction)}</td>"
+    barge = "".join(f"<tr><td>{b.onset:.2f} s</td><td>{escape(b.outcome)}</td><td>{ms(b.reaction)}</td>"
                     f"<td>{b.heard_ms:.0f} ms</td><td>{escape(', '.join(b.cancelled))}</td></tr>"
                     for b in rec.barge_ins)
     events = "".join(f"<tr><td>{e.at:.2f} s</td><td>{escape(e.kind)}</td><td>{escape(e.detail)}</td></tr>"
                      for e in rec.events)
-    costs = "".join(f"<tr><td>{escape(k)}</td><td>{_usd(v)}</td></tr>" for k, v in rec.cost.items())
+    costs = "".join(f"<tr><td>{escape(k)}</td><td>{usd(v)}</td></tr>" for k, v in rec.cost.items())
     body = (head + audio + "<h2>Transcript</h2>" + ("".join(turns) or "<p class=muted>No turns.</p>")
             + (f"<h2>Barge-ins</h2><table><tr><th>onset</th><th>outcome</th><th>reaction</th><th>heard</th>"
                f"<th>cancelled</th></tr>{barge}</table>" if barge else "")

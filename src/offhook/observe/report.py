@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 
 import trio
 
+from offhook.observe.formats import ms, pct, usd, when
 from offhook.observe.measures import (DURATION_BUCKETS, HANDOFF_REASONS, STAGES, barge_in_succeeded,
                                       caller_hung_up, count_events, duration_bucket, is_error, percentile,
                                       stage_latencies)
@@ -123,45 +124,32 @@ def compute(records: list[CallRecord], since: float, until: float) -> dict:
 
 
 # ---------------------------------------------------------------- text output
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v * 1000:.0f} ms"
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v * 100:.1f}%"
-
-
-def _usd(v: float | None) -> str:
-    return "-" if v is None else f"${v:.4f}"
-
-
-def _when(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+_UTC = "%Y-%m-%d %H:%M UTC"
 
 
 def format_text(rep: dict) -> str:
     c, bi, cost = rep["calls"], rep["barge_in"], rep["cost"]
-    lines = [f"offhook report  {_when(rep['since'])} .. {_when(rep['until'])}",
+    lines = [f"offhook report  {when(rep['since'], _UTC)} .. {when(rep['until'], _UTC)}",
              f"calls            {c['total']} ({c['complete']} complete, {c['incomplete']} incomplete)",
-             f"first audio        P50 {_ms(rep['first_audio']['p50'])}  P95 {_ms(rep['first_audio']['p95'])}"
+             f"first audio        P50 {ms(rep['first_audio']['p50'])}  P95 {ms(rep['first_audio']['p95'])}"
              f"  ({rep['first_audio']['n']} turns)"]
     for s, v in rep["stages"].items():
-        lines.append(f"  {s:<16} P50 {_ms(v['p50'])}  P95 {_ms(v['p95'])}")
-    lines += [f"barge-ins        {bi['true']} true, {bi['false']} false; success {_pct(bi['success_rate'])}"
-              f" (stopped within 200 ms), false-barge-in rate {_pct(bi['false_rate'])}",
+        lines.append(f"  {s:<16} P50 {ms(v['p50'])}  P95 {ms(v['p95'])}")
+    lines += [f"barge-ins        {bi['true']} true, {bi['false']} false; success {pct(bi['success_rate'])}"
+              f" (stopped within 200 ms), false-barge-in rate {pct(bi['false_rate'])}",
               f"stalls {rep['stalls']}   TTS fallbacks {rep['tts_fallbacks']}   LLM failures {rep['llm_failures']}"
               f"   handoffs {rep['handoffs']}   errors {rep['errors']}",
               "end reasons      " + (", ".join(f"{k} {v}" for k, v in rep["end_reasons"].items()) or "-"),
               "caller hang-ups by call duration (share of all calls):"]
     for label, b in rep["hangups_by_duration"].items():
-        lines.append(f"  {label:<8} {b['caller_hangups']:>4} of {b['calls']:>4} calls  {_pct(b['rate'])}")
-    lines += [f"cost             total {_usd(cost['total'])}   per call {_usd(cost['per_call'])}"
-              f"   per minute {_usd(cost['per_minute'])}",
-              "  " + ", ".join(f"{k} {_usd(v)}" for k, v in cost["by_component"].items()),
+        lines.append(f"  {label:<8} {b['caller_hangups']:>4} of {b['calls']:>4} calls  {pct(b['rate'])}")
+    lines += [f"cost             total {usd(cost['total'])}   per call {usd(cost['per_call'])}"
+              f"   per minute {usd(cost['per_minute'])}",
+              "  " + ", ".join(f"{k} {usd(v)}" for k, v in cost["by_component"].items()),
               f"calls to review ({len(rep['review'])} of {rep['recordings_kept']} recordings kept):"]
     for r in rep["review"]:
         dur = "-" if r["duration"] is None else f"{r['duration']:.0f} s"
-        lines.append(f"  {r['call_sid']}  {_when(r['started_at'])}  {dur:>6}  {r['end_reason']:<18} "
+        lines.append(f"  {r['call_sid']}  {when(r['started_at'], _UTC)}  {dur:>6}  {r['end_reason']:<18} "
                      f"{r['why']:<12} {r['recording']}")
     return "\n".join(lines) + "\n"
 
