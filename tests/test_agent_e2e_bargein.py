@@ -32,7 +32,7 @@ def request_for(rig, text):
     return [r for r in rig.llm.requests if r.body and r.body["messages"][-1]["content"].endswith(text)]
 
 
-@pytest.mark.parametrize("after", [0.3, 1.2])
+@pytest.mark.parametrize("after", [0.3, 1.2, 2.6])  # LLM streaming; TTS speaking; all generated, still playing
 @mock_clock
 async def test_barge_in_stops_the_agent_and_cuts_history_to_what_was_heard(after):
     async with agent_rig(llm_profile=SLOW_LLM) as rig:

@@ -49,7 +49,8 @@ class Reply:
         self.handoff = False
         self.llm_done = False
         self.finished = trio.Event()
-        self.history_msg: dict | None = None
+        self.history_msg: dict | None = None   # this reply's assistant message in the history
+        self.history_base = ""                 # (a resume) what that message said before it
         self.cpu_s = 0.0                  # wall time of offhook's own work on this reply's critical path
 
     # ------------------------------------------------------------ control

@@ -410,10 +410,10 @@ class AgentCall:
         elif reply.turn is not None:
             reply.turn.agent_text_generated = words
             reply.turn.agent_text_heard = words
-        if reply.kind == "resume" and reply.history_msg is not None:
-            self.history.set_assistant(reply.history_msg, f"{reply.history_msg['content']} {words}")
+        if reply.kind == "resume":
+            self._extend_history(reply, words)
         elif words and not reply.scope.cancelled_caught:
-            self.history.add_assistant(words)
+            reply.history_msg = self.history.add_assistant(words)  # a later barge-in may still cut it
         self.turns.ctx = TurnContext(expecting=expecting_from_question(words))
 
     def add_tts_usage(self, name: str, chars: int) -> None:
@@ -528,11 +528,19 @@ class AgentCall:
             reply.turn.agent_text_heard = heard
             reply.turn.agent_text_generated = (reply.generated.strip() if reply.kind == "llm" else reply.fixed)
         if reply.kind in ("llm", "resume") and reply.committed:
-            if reply.kind == "resume" and reply.history_msg is not None:
-                self.history.set_assistant(reply.history_msg, f"{reply.history_msg['content']} {heard}")
-                return
-            if heard:
+            if reply.kind == "resume":
+                self._extend_history(reply, heard)
+            elif reply.history_msg is not None:  # generated in full, cut while it was still playing
+                self.history.set_assistant(reply.history_msg, heard)
+            elif heard:
                 reply.history_msg = self.history.add_assistant(heard)
+
+    def _extend_history(self, resume: Reply, words: str) -> None:
+        """A resumed reply's words join what the caller heard of the interrupted one."""
+        if resume.history_msg is not None:
+            self.history.set_assistant(resume.history_msg, f"{resume.history_base} {words}")
+        elif words:
+            resume.history_msg = self.history.add_assistant(words)
 
     def _settle_barge_in(self, now: float) -> None:
         b = self.barge
@@ -552,9 +560,8 @@ class AgentCall:
         if outcome == "false" and b.unheard and b.reply is not None:
             # nobody was really talking: say the rest rather than leave dead air
             resume = Reply(self, kind="resume", text=b.unheard)
-            if b.reply.history_msg is None and b.reply.kind == "llm":
-                b.reply.history_msg = self.history.add_assistant("")
             resume.history_msg = b.reply.history_msg
+            resume.history_base = b.reply.history_msg["content"] if b.reply.history_msg is not None else ""
             resume.turn = None
             self.speaking = resume
             self.nursery.start_soon(self._run_reply, resume)
