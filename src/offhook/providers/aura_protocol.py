@@ -81,8 +81,7 @@ def parse_speak_query(query: str) -> SpeakOptions:
 
 
 # ---------------------------------------------------------------- client -> server
-def _dump(model: pydantic.BaseModel) -> str:
-    return wire.dump(model.model_dump(exclude_none=True, mode="json"))
+_dump = wire.dump_model
 
 
 def speak(text: str) -> str:
@@ -160,9 +159,7 @@ class ServerError:
     code: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Other:
-    type: str
+Other = wire.Other
 
 
 ServerMessage = Union[Audio, Metadata, Flushed, Cleared, Warning_, ServerError, Other]
@@ -175,21 +172,14 @@ _MODELS: dict[str, type[pydantic.BaseModel]] = {
 def parse_server_message(raw: str | bytes) -> ServerMessage:
     if isinstance(raw, (bytes, bytearray)):
         return Audio(bytes(raw))
-    msg = wire.load_object(raw)
-    kind = msg.get("type")
-    if not isinstance(kind, str):
-        raise ProtocolError(f"message without a type: {wire.preview(raw)}")
+    msg, kind = wire.typed_object(raw)
     if kind == "Error":
         text = msg.get("description") or msg.get("err_msg") or msg.get("message") or "unknown error"
         code = msg.get("code") or msg.get("err_code")
         return ServerError(str(text), str(code) if code is not None else None)
-    model = _MODELS.get(kind)
-    if model is None:
+    m = wire.validated(_MODELS, kind, msg)
+    if m is None:
         return Other(kind)
-    try:
-        m = model.model_validate(msg)
-    except pydantic.ValidationError as exc:
-        raise ProtocolError(f"bad {kind} message: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from None
     if isinstance(m, SpeakV1Metadata):
         return Metadata(m.request_id, m.model_name)
     if isinstance(m, SpeakV1Flushed):

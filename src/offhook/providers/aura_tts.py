@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from contextlib import asynccontextmanager
 from typing import AsyncContextManager, AsyncIterator
 
@@ -40,16 +39,13 @@ import trio_websocket
 
 from offhook.providers import aura_protocol as proto
 from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError
-from offhook.providers.common import Secret, again, close_text
+from offhook.providers.common import api_key_of, close_text
 from offhook.providers.deepgram_protocol import close_code_of
 from offhook.providers.tts_stream import (ErrorKinds, StreamedUtterance, TTSAuthError, TTSConfigError,
                                           TTSConnectionError, TTSProtocolError, TTSServiceError, TTSTimeout,
                                           WarmSession, WsConnection, open_session)
 
 log = logging.getLogger("offhook.providers.aura")
-
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
-
 
 class AuraConfigError(TTSConfigError):
     pass
@@ -85,11 +81,7 @@ class AuraTTS:
                  first_audio_timeout: float | None = None, stall_timeout: float | None = 2.0,
                  connect_timeout: float = 5.0, send_timeout: float = 1.0, close_timeout: float = 0.5,
                  clear_timeout: float = 1.0, eager_first_flush: bool = True, flush_sentences: bool = True) -> None:
-        key = api_key if api_key is not None else os.environ.get("DEEPGRAM_API_KEY", "")
-        if not key.strip():
-            raise AuraConfigError("Deepgram Aura TTS needs an API key: set DEEPGRAM_API_KEY "
-                                  "(or choose another TTS provider)")
-        self._key = Secret(key.strip())
+        self._key = api_key_of(api_key, "DEEPGRAM_API_KEY", AuraConfigError, "Deepgram Aura TTS", "TTS")
         self.model = model or os.environ.get("DEEPGRAM_TTS_MODEL") or proto.DEFAULT_MODEL
         base = (base_url or os.environ.get("DEEPGRAM_TTS_BASE_URL") or os.environ.get("DEEPGRAM_BASE_URL")
                 or proto.DEFAULT_BASE_URL)
@@ -246,30 +238,20 @@ class AuraUtterance(StreamedUtterance):
         self._session = session
         self._conn = conn
         self._p = session._p
-        self._held = ""
         self._spoken = False         # a Speak went out: Clear needed to abort
         self._unflushed = False      # Speak sent since the last Flush
-        self._flushed = False
         self._target: int | None = None  # connection flush count that ends this utterance
 
     async def send_text(self, text: str) -> None:
-        if self._flushed:
-            raise RuntimeError("send_text() after flush()")
-        if self._failure is not None:
-            raise again(self._failure)
-        if not text:
+        if (text := self._take_text(text)) is None:
             return
-        if not text.strip():
-            self._held += text
-            return
-        text, self._held = self._held + text, ""
         first = not self._spoken
         for start in range(0, len(text), proto.MAX_SPEAK_CHARS):
             await self._session._send(self._conn, proto.speak(text[start:start + proto.MAX_SPEAK_CHARS]))
         self._spoken = self._unflushed = True
         self.characters += len(text)
         self._text_sent()
-        if (first and self._p.eager_first_flush) or (self._p.flush_sentences and _SENTENCE_END.search(text)):
+        if self._wants_flush(text, first, self._p):
             await self._send_flush()
 
     async def _send_flush(self) -> None:
@@ -278,11 +260,8 @@ class AuraUtterance(StreamedUtterance):
         self._unflushed = False
 
     async def flush(self) -> None:
-        if self._flushed:
+        if not self._start_flush():
             return
-        if self._failure is not None:
-            raise again(self._failure)
-        self._flushed = True
         if not self._spoken:
             self._end_empty()
             return

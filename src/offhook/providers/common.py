@@ -1,8 +1,10 @@
-"""Small pieces every network provider client needs: a key holder that never shows the key, fresh
-copies of stored failures, unwrapping a nursery's single-exception group, close-frame text."""
+"""Small pieces every network provider client needs: the API key from the argument or the
+environment, held so that it never shows, opening the provider's WebSocket, fresh copies of stored
+failures, unwrapping a nursery's single-exception group, close-frame text."""
 from __future__ import annotations
 
-from typing import TypeVar
+import os
+from typing import AsyncContextManager, Protocol, TypeVar
 
 import trio_websocket
 
@@ -19,6 +21,27 @@ class Secret:
 
     def __repr__(self) -> str:
         return "<redacted>"
+
+
+def api_key_of(given: str | None, env: str, error: type[Exception], service: str, kind: str) -> Secret:
+    """The key passed in, else $env; `error` (the provider's config error) when neither has one."""
+    key = given if given is not None else os.environ.get(env, "")
+    if not key.strip():
+        raise error(f"{service} needs an API key: set {env} (or choose another {kind} provider)")
+    return Secret(key.strip())
+
+
+class WsSettings(Protocol):
+    connect_timeout: float
+    close_timeout: float
+
+    def _headers(self) -> list[tuple[bytes, bytes]]: ...
+
+
+def open_ws(url: str, p: WsSettings) -> AsyncContextManager[trio_websocket.WebSocketConnection]:
+    """The provider's WebSocket: its auth headers, its connect and close-handshake timeouts."""
+    return trio_websocket.open_websocket_url(url, extra_headers=p._headers(), connect_timeout=p.connect_timeout,
+                                             disconnect_timeout=p.close_timeout)
 
 
 def again(err: E) -> E:

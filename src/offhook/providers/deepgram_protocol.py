@@ -145,8 +145,7 @@ def parse_listen_query(query: str) -> ListenOptions:
 
 
 # ---------------------------------------------------------------- client -> server
-def _dump(model: pydantic.BaseModel) -> str:
-    return wire.dump(model.model_dump(exclude_none=True, mode="json"))
+_dump = wire.dump_model
 
 
 def keep_alive() -> str:
@@ -214,10 +213,7 @@ class ServerError:
     variant: str = "error"
 
 
-@dataclass(frozen=True, slots=True)
-class Other:
-    """A well-formed message of a type offhook does not use (ConfigureSuccess, Warning, ...)."""
-    type: str
+Other = wire.Other  # ConfigureSuccess, Warning, ...
 
 
 ServerMessage = Union[Results, SpeechStartedMsg, UtteranceEndMsg, Metadata, ServerError, Other]
@@ -232,18 +228,10 @@ _MODELS: dict[str, type[pydantic.BaseModel]] = {
 def parse_server_message(raw: str | bytes) -> ServerMessage:
     if isinstance(raw, bytes):
         raise ProtocolError("Deepgram listen sends only text frames, got a binary frame")
-    msg = wire.load_object(raw)
-    kind = msg.get("type")
-    if not isinstance(kind, str):
-        raise ProtocolError(f"message without a type: {wire.preview(raw)}")
-    model = _MODELS.get(kind)
-    if model is None:
+    msg, kind = wire.typed_object(raw)
+    m = wire.validated(_MODELS, kind, msg)
+    if m is None:
         return Other(kind)
-    try:
-        m = model.model_validate(msg)
-    except pydantic.ValidationError as exc:
-        raise ProtocolError(f"bad {kind} message: {exc.error_count()} field error(s): "
-                            f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from None
     if isinstance(m, ListenV1Results):
         alts = m.channel.alternatives
         if not alts:

@@ -51,7 +51,7 @@ import trio_websocket
 
 from offhook.providers import deepgram_protocol as proto
 from offhook.providers.base import SpeechStarted, STTError, STTEvent
-from offhook.providers.common import Secret, again, close_text, host_of, reraise_single
+from offhook.providers.common import again, api_key_of, close_text, host_of, open_ws, reraise_single
 
 log = logging.getLogger("offhook.providers.deepgram")
 
@@ -107,11 +107,7 @@ class DeepgramSTT:
                  stall_timeout: float | None = 5.0, connect_timeout: float = 5.0, send_timeout: float = 1.0,
                  close_timeout: float = 1.0, max_reconnects: int = 3, reconnect_backoff: float = 0.1,
                  max_buffer_s: float = 30.0) -> None:
-        key = api_key if api_key is not None else os.environ.get("DEEPGRAM_API_KEY", "")
-        if not key.strip():
-            raise DeepgramConfigError("Deepgram STT needs an API key: set DEEPGRAM_API_KEY "
-                                      "(or choose another STT provider)")
-        self._key = Secret(key.strip())
+        self._key = api_key_of(api_key, "DEEPGRAM_API_KEY", DeepgramConfigError, "Deepgram STT", "STT")
         base = base_url or os.environ.get("DEEPGRAM_BASE_URL") or proto.DEFAULT_BASE_URL
         self.model = model or os.environ.get("DEEPGRAM_MODEL") or proto.DEFAULT_MODEL
         try:
@@ -386,9 +382,7 @@ class DeepgramStream:
         started = False
         try:
             with conn.scope:
-                async with trio_websocket.open_websocket_url(
-                        self.url, extra_headers=p._headers(), connect_timeout=p.connect_timeout,
-                        disconnect_timeout=p.close_timeout) as ws:
+                async with open_ws(self.url, p) as ws:
                     conn.ws = ws
                     conn.last_sent = trio.current_time()
                     self.connections += 1

@@ -41,7 +41,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import re
 import secrets
 from contextlib import asynccontextmanager
 from typing import Any, AsyncContextManager, AsyncIterator, Mapping, Sequence
@@ -51,7 +50,7 @@ import trio_websocket
 
 from offhook.providers import elevenlabs_protocol as proto
 from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError
-from offhook.providers.common import Secret, again
+from offhook.providers.common import api_key_of
 from offhook.providers.tts_stream import (ErrorKinds, StreamedUtterance, TTSAuthError, TTSConfigError,
                                           TTSConnectionError, TTSProtocolError, TTSServiceError, TTSTimeout,
                                           WarmSession, WsConnection, open_session)
@@ -61,7 +60,6 @@ log = logging.getLogger("offhook.providers.elevenlabs")
 DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"  # "Rachel", a premade voice every account has
 MAX_CONTEXTS = 5  # per connection, enforced by the service
 DEFAULT_VOICE_SETTINGS: Mapping[str, Any] = {"stability": 0.5, "similarity_boost": 0.8, "speed": 1.0}
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
 
 
 class ElevenLabsConfigError(TTSConfigError):
@@ -102,11 +100,7 @@ class ElevenLabsTTS:
                  send_timeout: float = 1.0, close_timeout: float = 0.5, eager_first_flush: bool = True,
                  flush_sentences: bool = True, sync_alignment: bool = True,
                  extra_query: Mapping[str, Any] | None = None) -> None:
-        key = api_key if api_key is not None else os.environ.get("ELEVENLABS_API_KEY", "")
-        if not key.strip():
-            raise ElevenLabsConfigError("ElevenLabs TTS needs an API key: set ELEVENLABS_API_KEY "
-                                        "(or choose another TTS provider)")
-        self._key = Secret(key.strip())
+        self._key = api_key_of(api_key, "ELEVENLABS_API_KEY", ElevenLabsConfigError, "ElevenLabs TTS", "TTS")
         self.voice_id = voice_id or os.environ.get("ELEVENLABS_VOICE_ID") or DEFAULT_VOICE_ID
         self.model_id = model_id or os.environ.get("ELEVENLABS_MODEL_ID") or proto.DEFAULT_MODEL_ID
         base = base_url or os.environ.get("ELEVENLABS_BASE_URL") or proto.DEFAULT_BASE_URL
@@ -286,34 +280,20 @@ class ElevenLabsUtterance(StreamedUtterance):
         self._p = session._p
         self.context_id = context_id
         self._timeline = proto.Timeline(bytes_per_ms=8.0)
-        self._held = ""  # whitespace-only text waits for the next words
-        self._flushed = False
         self._closed = False  # close_context sent (only once: the service may not like a second)
 
     # -------------------------------------------------------- producer side
     async def send_text(self, text: str) -> None:
-        if self._flushed:
-            raise RuntimeError("send_text() after flush()")
-        if self._failure is not None:
-            raise again(self._failure)
-        if not text:
+        if (text := self._take_text(text)) is None:
             return
-        if not text.strip():
-            self._held += text
-            return
-        text, self._held = self._held + text, ""
-        first = self._first_text_at is None
-        flush = (first and self._p.eager_first_flush) or (self._p.flush_sentences and bool(_SENTENCE_END.search(text)))
+        flush = self._wants_flush(text, self._first_text_at is None, self._p)
         await self._session._send(self._conn, proto.send_text(self.context_id, text, flush=flush))
         self.characters += len(text)
         self._text_sent()
 
     async def flush(self) -> None:
-        if self._flushed:
+        if not self._start_flush():
             return
-        if self._failure is not None:
-            raise again(self._failure)
-        self._flushed = True
         if self._first_text_at is None:
             # Nothing to say: close the context and end the (empty) utterance here.
             self._closed = True

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Generic, Iterable, Protocol, TypeVar
@@ -26,7 +27,15 @@ import trio
 import trio_websocket
 
 from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError
-from offhook.providers.common import again, close_text, host_of, reraise_single
+from offhook.providers.common import again, close_text, host_of, open_ws, reraise_single
+
+
+SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
+
+
+class FlushPolicy(Protocol):
+    eager_first_flush: bool  # the first text goes with a flush: generation starts at once
+    flush_sentences: bool    # so does every text that ends a sentence
 
 
 class StreamedUtterance:
@@ -46,8 +55,38 @@ class StreamedUtterance:
         self._final = False
         self._failure: TTSError | None = None
         self._wait_scope: trio.CancelScope | None = None
+        self._held = ""  # whitespace-only text waits for the next words
+        self._flushed = False
 
     # -------------------------------------------------------- producer side bookkeeping
+    def _take_text(self, text: str) -> str | None:
+        """send_text()'s checks: the text to send now (with whitespace held from before), or None
+        while there is nothing worth sending."""
+        if self._flushed:
+            raise RuntimeError("send_text() after flush()")
+        if self._failure is not None:
+            raise again(self._failure)
+        if not text:
+            return None
+        if not text.strip():
+            self._held += text
+            return None
+        text, self._held = self._held + text, ""
+        return text
+
+    @staticmethod
+    def _wants_flush(text: str, first: bool, policy: FlushPolicy) -> bool:
+        return (first and policy.eager_first_flush) or (policy.flush_sentences and bool(SENTENCE_END.search(text)))
+
+    def _start_flush(self) -> bool:
+        """flush()'s checks: False when flushed already; a stored failure raises."""
+        if self._flushed:
+            return False
+        if self._failure is not None:
+            raise again(self._failure)
+        self._flushed = True
+        return True
+
     def _text_sent(self) -> None:
         if self._first_text_at is None:
             self._first_text_at = trio.current_time()
@@ -276,9 +315,7 @@ class WarmSession(Generic[C]):
         started = False
         try:
             with conn.scope:
-                async with trio_websocket.open_websocket_url(
-                        p.url, extra_headers=p._headers(), connect_timeout=p.connect_timeout,
-                        disconnect_timeout=p.close_timeout) as ws:
+                async with open_ws(p.url, p) as ws:
                     conn.ws = ws
                     conn.last_sent = trio.current_time()
                     started = True

@@ -1,10 +1,13 @@
-"""Sans-IO helpers the providers' protocol modules share: JSON objects in and out, WebSocket base URLs."""
+"""Sans-IO helpers the providers' protocol modules share: JSON objects in and out, typed messages
+checked against the vendor SDK's pydantic models, WebSocket base URLs."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
+import pydantic
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -32,6 +35,37 @@ def load_object(raw: str | bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ProtocolError(f"not a JSON object: {preview(raw)}")
     return data
+
+
+def dump_model(model: pydantic.BaseModel) -> str:
+    return dump(model.model_dump(exclude_none=True, mode="json"))
+
+
+def typed_object(raw: str | bytes) -> tuple[dict[str, Any], str]:
+    """A JSON object and its "type", or ProtocolError."""
+    msg = load_object(raw)
+    kind = msg.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(f"message without a type: {preview(raw)}")
+    return msg, kind
+
+
+def validated(models: Mapping[str, type[pydantic.BaseModel]], kind: str, msg: dict[str, Any]) -> pydantic.BaseModel | None:
+    """msg as the SDK model for its type; None for a type not in `models`; ProtocolError if it does not fit."""
+    model = models.get(kind)
+    if model is None:
+        return None
+    try:
+        return model.model_validate(msg)
+    except pydantic.ValidationError as exc:
+        raise ProtocolError(f"bad {kind} message: {exc.error_count()} field error(s): "
+                            f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Other:
+    """A well-formed message of a type offhook does not use."""
+    type: str
 
 
 def ws_base_url(base_url: str, vendor: str) -> str:
