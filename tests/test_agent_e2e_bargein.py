@@ -110,7 +110,8 @@ async def test_false_barge_in_resumes_the_unheard_part(tmp_path):
     noise = noise_wav(tmp_path / "bump.wav", 0.3)
     async with agent_rig() as rig:
         result, call = await rig.call([GREETING, {"say": QUESTION},
-                                       {"barge_in": {"after": 0.6, "say": "", "wav": noise}}, AFTER])
+                                       {"barge_in": {"after": 0.6, "say": "", "wav": noise}}, AFTER,
+                                       {"say": "Where are you located?"}, AFTER])
     rec = call.record
     assert result.clears == 1 and rec.barge_ins[0].outcome == "false"
     b = result.barge_ins[0]
@@ -120,11 +121,13 @@ async def test_false_barge_in_resumes_the_unheard_part(tmp_path):
     said = rig.said()
     # the reply opened with the pre-rendered "Sure," (never sent to the TTS), then the TTS'd rest
     assert rec.turns[0].agent_text_generated.startswith("Sure,")
-    interrupted, resumed = f"Sure, {said[-2]}", said[-1]
+    interrupted, resumed = f"Sure, {said[1]}", said[2]  # [greeting, answer, resumed rest, next answer]
     heard_at_clear = next(e.detail for e in rec.events if e.kind == "barge_in").split(": ", 1)[1]
     # the resumed utterance says exactly the words the caller had not heard ...
     assert heard_at_clear and resumed.strip()
     assert heard_at_clear.split() + resumed.split() == interrupted.split()
     # ... so in the end the caller heard the whole reply, and the history says so
     assert rec.turns[0].agent_text_heard.split() == interrupted.split()
-    assert len(rec.turns) == 1
+    follow_up = request_for(rig, "Where are you located?")[-1].body["messages"]
+    assert follow_up[-2]["role"] == "assistant" and follow_up[-2]["content"].split() == interrupted.split()
+    assert len(rec.turns) == 2
