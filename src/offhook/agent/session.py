@@ -93,7 +93,6 @@ class AgentCall:
         self.turn_cpu_s: list[float] = []       # per answered turn: own work on the critical path
         self.answered: list[Reply] = []         # replies that were heard, for the latency waterfall
         self._poke = trio.Event()
-        self._ended = False
 
     # ------------------------------------------------------------ helpers
     def rel(self, t: float | None) -> float | None:
@@ -133,7 +132,7 @@ class AgentCall:
             self.cpu_s += time.perf_counter() - t
             try:
                 await stt.send(out)
-            except STTError as e:
+            except (STTError, OSError) as e:
                 self.event("stt_error", str(e)[:160])
                 self._restart_stt()
             t = time.perf_counter()
@@ -256,6 +255,8 @@ class AgentCall:
                 await self._poke.wait()
 
     def _act(self, act) -> None:
+        if self.nursery is None:
+            return  # frames can arrive before run() has opened the call's nursery
         if type(act) is Speculate:
             self._speculate(act.text)
         elif type(act) is CancelSpeculation:
