@@ -46,7 +46,6 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncContextManager, AsyncIterator, Mapping, Sequence
 
 import trio
-import trio_websocket
 
 from offhook.providers import elevenlabs_protocol as proto
 from offhook.providers.base import ULAW_8K, AudioChunk, AudioFormat, TTSError

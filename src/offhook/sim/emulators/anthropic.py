@@ -52,7 +52,7 @@ import h11
 import trio
 
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
-from offhook.sim.emulators.serving import Observable, emulator_args, profile_of, run_until_interrupted
+from offhook.sim.emulators.serving import Observable, emulator_args, profile_of, serve_until_interrupted
 
 __all__ = ["AnthropicEmulator", "EmuRequest", "EmuConnection", "anthropic_emulator", "echo_responder",
            "ERROR_TYPES", "error_body", "main"]
@@ -527,13 +527,10 @@ def main(argv: list[str] | None = None) -> int:
         brain = ScriptedReceptionist(load_profile(args.receptionist) if args.receptionist else sample_profile())
         responder = lambda messages, system: brain.reply(messages)  # noqa: E731
 
-    async def serve() -> None:
-        async with anthropic_emulator(host=args.host, port=args.port, profile=profile, api_key=args.api_key,
-                                      responder=responder) as emu:
-            print(f"Anthropic emulator on {emu.base_url} (set ANTHROPIC_BASE_URL={emu.base_url})", flush=True)
-            await trio.sleep_forever()
-
-    return run_until_interrupted(serve)
+    return serve_until_interrupted(
+        lambda: anthropic_emulator(host=args.host, port=args.port, profile=profile, api_key=args.api_key,
+                                   responder=responder),
+        lambda emu: f"Anthropic emulator on {emu.base_url} (set ANTHROPIC_BASE_URL={emu.base_url})")
 
 
 if __name__ == "__main__":

@@ -46,8 +46,8 @@ from offhook.audio import ulaw_decode, ulaw_encode
 from offhook.providers import aura_protocol as proto
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
 from offhook.sim.emulators.deepgram import DeepgramFront
-from offhook.sim.emulators.serving import (close_and_record, emulator_args, profile_of, run_until_interrupted,
-                                           serve_connection, serving_websocket)
+from offhook.sim.emulators.serving import (close_and_record, emulator_args, next_message, profile_of, send_whole,
+                                           serve_connection, serve_until_interrupted, serving_websocket)
 from offhook.sim.voice import synthetic_voice
 
 __all__ = ["AuraEmulator", "EmuConnection", "EmuJob", "aura_emulator", "render", "main"]
@@ -143,11 +143,7 @@ class _Session:
         while self.conn.hung:
             await trio.sleep_forever()
         self.conn.sent.append((trio.current_time(), kind))
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + 5.0):
-            try:
-                await self.ws.send_message(message)
-            except trio_websocket.ConnectionClosed:
-                pass
+        await send_whole(self.ws, message)
         self.emu._poke()
 
     async def close(self, code: int, reason: str) -> None:
@@ -158,11 +154,7 @@ class _Session:
         self.nursery.start_soon(self.generate_forever)
         await self.send(proto.metadata_message(request_id=str(uuid.uuid4()), model=self.conn.options.model),
                         "Metadata")
-        while True:
-            try:
-                raw = await self.ws.get_message()
-            except trio_websocket.ConnectionClosed:
-                return
+        while (raw := await next_message(self.ws)) is not None:
             now = self.last_rx = trio.current_time()
             try:
                 msg = proto.parse_client_message(raw)
@@ -283,13 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-ms", type=float, default=100.0)
     args = p.parse_args(argv)
 
-    async def serve() -> None:
-        async with aura_emulator(host=args.host, port=args.port, profile=profile_of(args), api_key=args.api_key,
-                                 chunk_ms=args.chunk_ms) as emu:
-            print(f"Aura emulator on {emu.base_url} (set DEEPGRAM_TTS_BASE_URL={emu.base_url})", flush=True)
-            await trio.sleep_forever()
-
-    return run_until_interrupted(serve)
+    return serve_until_interrupted(
+        lambda: aura_emulator(host=args.host, port=args.port, profile=profile_of(args), api_key=args.api_key,
+                              chunk_ms=args.chunk_ms),
+        lambda emu: f"Aura emulator on {emu.base_url} (set DEEPGRAM_TTS_BASE_URL={emu.base_url})")
 
 
 if __name__ == "__main__":

@@ -76,8 +76,8 @@ import trio_websocket
 from offhook.providers import deepgram_protocol as proto
 from offhook.sim.board import BOARD, Line, ScriptBoard
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
-from offhook.sim.emulators.serving import (Observable, close_and_record, emulator_args, profile_of,
-                                           run_until_interrupted, serve_connection, serving_websocket)
+from offhook.sim.emulators.serving import (Observable, close_and_record, emulator_args, next_message, profile_of,
+                                           serve_connection, serve_until_interrupted, serving_websocket)
 
 __all__ = ["DeepgramEmulator", "DeepgramFront", "EmuConnection", "deepgram_emulator", "line_words", "main"]
 
@@ -265,11 +265,7 @@ class DeepgramEmulator(DeepgramFront):
         await serve_connection(self, conn, ws, lambda nursery: _Session(self, conn, ws, nursery).run())
 
     async def _board_feed(self, ws: trio_websocket.WebSocketConnection) -> None:
-        while True:
-            try:
-                raw = await ws.get_message()
-            except trio_websocket.ConnectionClosed:
-                return
+        while (raw := await next_message(ws)) is not None:
             try:
                 line = json.loads(raw)
                 self.board.say(str(line["tag"]), float(line["start"]), float(line["end"]), str(line["text"]))
@@ -343,11 +339,7 @@ class _Session:
         self.nursery.start_soon(self.idle_watch)
         if self.conn.fault is not None:
             self.nursery.start_soon(self.run_fault, self.conn.fault)
-        while True:
-            try:
-                raw = await self.ws.get_message()
-            except trio_websocket.ConnectionClosed:
-                return
+        while (raw := await next_message(self.ws)) is not None:
             now = self.last_rx = trio.current_time()
             if isinstance(raw, bytes):
                 self.conn.received.append((now, "audio"))
@@ -552,14 +544,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api-key", default=os.environ.get("DEEPGRAM_API_KEY", "test-deepgram-key"))
     args = p.parse_args(argv)
 
-    async def serve() -> None:
-        async with deepgram_emulator(host=args.host, port=args.port, profile=profile_of(args),
-                                     api_key=args.api_key) as emu:
-            print(f"Deepgram emulator on {emu.base_url} (set DEEPGRAM_BASE_URL={emu.base_url}; "
-                  f"board lines at {emu.base_url}/emulator/board)", flush=True)
-            await trio.sleep_forever()
-
-    return run_until_interrupted(serve)
+    return serve_until_interrupted(
+        lambda: deepgram_emulator(host=args.host, port=args.port, profile=profile_of(args), api_key=args.api_key),
+        lambda emu: f"Deepgram emulator on {emu.base_url} (set DEEPGRAM_BASE_URL={emu.base_url}; "
+                    f"board lines at {emu.base_url}/emulator/board)")
 
 
 if __name__ == "__main__":

@@ -46,8 +46,9 @@ import trio_websocket
 from offhook.audio import ulaw_encode
 from offhook.providers import elevenlabs_protocol as proto
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
-from offhook.sim.emulators.serving import (Observable, close_and_record, emulator_args, profile_of,
-                                           run_until_interrupted, serve_connection, serving_websocket)
+from offhook.sim.emulators.serving import (Observable, close_and_record, emulator_args, next_message, profile_of,
+                                           send_whole, serve_connection, serve_until_interrupted,
+                                           serving_websocket)
 
 DEFAULT_SCHEDULE = (120, 160, 250, 290)
 _PATH_PREFIX, _PATH_SUFFIX = "/v1/text-to-speech/", "/multi-stream-input"
@@ -203,11 +204,7 @@ class _Session:
             await trio.sleep_forever()
         self.conn.sent.append((trio.current_time(), kind, ctx))
         # shielded: a frame cut in half by a close_context would corrupt the stream
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + 5.0):
-            try:
-                await self.ws.send_message(text)
-            except trio_websocket.ConnectionClosed:
-                pass
+        await send_whole(self.ws, text)
         self.emu._poke()
 
     async def close(self, code: int, reason: str) -> None:
@@ -226,11 +223,7 @@ class _Session:
                 return
             self.authenticate()
         self.nursery.start_soon(self.inactivity_watch)
-        while True:
-            try:
-                raw = await self.ws.get_message()
-            except trio_websocket.ConnectionClosed:
-                return
+        while (raw := await next_message(self.ws)) is not None:
             self.last_rx = now = trio.current_time()
             try:
                 msg = proto.parse_client_message(raw)
@@ -426,13 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chars-per-chunk", type=int, default=5)
     args = p.parse_args(argv)
 
-    async def serve() -> None:
-        async with elevenlabs_emulator(host=args.host, port=args.port, profile=profile_of(args), api_key=args.api_key,
-                                       ms_per_char=args.ms_per_char, chars_per_chunk=args.chars_per_chunk) as emu:
-            print(f"ElevenLabs emulator on {emu.base_url} (set ELEVENLABS_BASE_URL={emu.base_url})", flush=True)
-            await trio.sleep_forever()
-
-    return run_until_interrupted(serve)
+    return serve_until_interrupted(
+        lambda: elevenlabs_emulator(host=args.host, port=args.port, profile=profile_of(args), api_key=args.api_key,
+                                    ms_per_char=args.ms_per_char, chars_per_chunk=args.chars_per_chunk),
+        lambda emu: f"ElevenLabs emulator on {emu.base_url} (set ELEVENLABS_BASE_URL={emu.base_url})")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """What every emulator shares: waiting for a recorded state in tests, serving a WebSocket emulator
-in the current trio run, and the standalone command line (host, port, latency profile)."""
+in the current trio run, reading and sending its frames, and the standalone command (host, port,
+latency profile)."""
 from __future__ import annotations
 
 import argparse
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
+from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
 
 import trio
 import trio_websocket
@@ -39,6 +40,25 @@ class _WebSocketEmulator(Protocol):
 
 
 W = TypeVar("W", bound=_WebSocketEmulator)
+E = TypeVar("E")
+
+
+async def next_message(ws: trio_websocket.WebSocketConnection) -> str | bytes | None:
+    """The client's next frame; None once the connection has closed."""
+    try:
+        return await ws.get_message()
+    except trio_websocket.ConnectionClosed:
+        return None
+
+
+async def send_whole(ws: trio_websocket.WebSocketConnection, message: str | bytes) -> None:
+    """Send one frame, shielded: a frame cut in half by a cancellation (a Clear, a close_context)
+    would corrupt the stream. A closed socket is not an error here: the reader sees it."""
+    with trio.CancelScope(shield=True, deadline=trio.current_time() + 5.0):
+        try:
+            await ws.send_message(message)
+        except trio_websocket.ConnectionClosed:
+            pass
 
 
 async def close_and_record(conn: Any, ws: trio_websocket.WebSocketConnection, code: int, reason: str) -> None:
@@ -95,8 +115,14 @@ def profile_of(args: Any) -> LatencyProfile:
                           jitter_s=args.jitter_ms / 1000, network_s=args.network_ms / 1000)
 
 
-def run_until_interrupted(serve: Callable[[], Awaitable[None]]) -> int:
-    """trio.run(serve) until Ctrl-C; exit status 0."""
+def serve_until_interrupted(open_emulator: Callable[[], AsyncContextManager[E]], banner: Callable[[E], str]) -> int:
+    """The standalone command: serve `open_emulator()`, print `banner(emu)` (where it listens, which
+    variable points a client at it), run until Ctrl-C; exit status 0."""
+    async def serve() -> None:
+        async with open_emulator() as emu:
+            print(banner(emu), flush=True)
+            await trio.sleep_forever()
+
     try:
         trio.run(serve)
     except* KeyboardInterrupt:
