@@ -95,6 +95,12 @@ async def _probe_loop(providers, breakers: dict[str, CircuitBreaker]) -> None:
 async def agent_handler_factory(config, providers) -> AsyncIterator[Callable]:
     from offhook.agent.session import AgentCall  # session imports the server's types
 
+    names = [p.name for p in providers.tts]
+    if not names:
+        raise ValueError("the agent needs at least one TTS provider")
+    if len(set(names)) != len(names):
+        # breakers, stall phrases and usage are kept per provider name
+        raise ValueError(f"TTS providers must have distinct names, got {names}")
     profile = _profile(config)
     notice = getattr(config, "recording_notice", "") or ""
     greeting = f"{profile.greeting} {notice}".strip()
