@@ -90,6 +90,7 @@ class Attempt:
     utterance_id: int | None = None
     fail_reason: str | None = None  # set by the watchdog before it cancels the scope
     characters: int = 0
+    fed_all: bool = False          # every clause of the reply was sent, and flushed
 
     @property
     def owes_audio(self) -> bool:
@@ -120,6 +121,17 @@ class Speaker:
     @property
     def current(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts and not self.done else None
+
+    @property
+    def owes_audio(self) -> bool:
+        """Is there text this utterance has yet to send, or sent text whose audio has not come?
+        (The stream may stay open a little after its last audio: that is not still talking.)"""
+        att = self.current
+        if self.done:
+            return False
+        if att is None:
+            return True
+        return not att.fed_all or att.owes_audio
 
     def _order(self) -> list[Voice]:
         usable = [v for v in self.voices if v.session is not None]
@@ -257,6 +269,7 @@ class Speaker:
         if att.sent:
             await utt.flush()
             self._owe(att)
+        att.fed_all = True
 
     @staticmethod
     def _owe(att: Attempt) -> None:

@@ -473,8 +473,11 @@ class AgentCall:
         return None
 
     def _mid_reply(self) -> bool:
+        """The agent has started a reply that has more to say (it may be silent for a moment,
+        waiting for the next clause)."""
         reply = self.speaking
-        return reply is not None and bool(reply.utterance_ids) and not reply.finished.is_set()
+        return (reply is not None and bool(reply.utterance_ids) and not reply.finished.is_set()
+                and reply.speaker is not None and reply.speaker.owes_audio)
 
     def _agent_talking(self, now: float) -> bool:
         return self.pacer.playing(now) or self._mid_reply()
