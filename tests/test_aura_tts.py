@@ -7,13 +7,14 @@ import pytest
 import trio
 import trio_websocket
 
-from provider_helpers import mock_clock
+from provider_helpers import (assert_key_never_shown, barge_in, barge_in_before_any_text, check_tts_interface,
+                              fail_mid_utterance, hang_up_mid_utterance, miss_the_first_audio_deadline, mock_clock,
+                              one_good_call_one_failing, port_nobody_listens_on, say, speak_as_the_llm_writes)
 
 from offhook.audio import ulaw_level_db
 from offhook.providers import aura_protocol as proto
 from offhook.providers.aura_tts import (AuraAuthError, AuraConfigError, AuraConnectionError, AuraProtocolError,
                                         AuraServiceError, AuraTimeout, AuraTTS)
-from offhook.providers.base import ULAW_8K, TTSError, TTSProvider, TTSSession, TTSUtterance
 from offhook.sim.emulators.aura import aura_emulator, render
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
 from offhook.sim.voice import synthetic_voice
@@ -24,19 +25,9 @@ PROFILE = LatencyProfile(first_s=0.2, gap_s=0.05)
 TEXT = "Sure, I can help with that. What day works for you?"
 
 
-
 def client(emu, **kw) -> AuraTTS:
     kw.setdefault("api_key", emu.api_key)
     return AuraTTS(base_url=emu.base_url, **kw)
-
-
-async def say(session, *texts):
-    async with session.utterance() as utt:
-        for text in texts:
-            await utt.send_text(text)
-        await utt.flush()
-        chunks = [c async for c in utt]
-    return utt, b"".join(c.audio for c in chunks), chunks
 
 
 def voice(*segments: str) -> bytes:
@@ -91,13 +82,7 @@ def test_protocol_messages_are_the_sdk_shapes():
 @mock_clock
 async def test_implements_the_tts_interface():
     async with aura_emulator() as emu:
-        tts = client(emu)
-        provider: TTSProvider = tts
-        assert provider.name == "aura"
-        async with tts.session() as session:
-            assert isinstance(session, TTSSession)
-            async with session.utterance() as utt:
-                assert isinstance(utt, TTSUtterance) and utt.format == ULAW_8K
+        await check_tts_interface(client(emu), "aura")
 
 
 # ---------------------------------------------------------------- the happy path
@@ -105,8 +90,7 @@ async def test_implements_the_tts_interface():
 async def test_one_utterance_wire_shapes_audio_and_usage():
     async with aura_emulator(profile=PROFILE) as emu:
         async with client(emu).session() as session:
-            t0 = trio.current_time()
-            utt, audio, chunks = await say(session, "Sure, ", "I can help with that. ", "What day works for you?")
+            utt, chunks, t0 = said = await say(session, "Sure, ", "I can help with that. ", "What day works for you?")
         conn = emu.connections[0]
         assert conn.path == "/v1/speak?encoding=mulaw&model=aura-2-thalia-en&sample_rate=8000"
         assert conn.headers["authorization"] == f"Token {emu.api_key}"
@@ -118,6 +102,7 @@ async def test_one_utterance_wire_shapes_audio_and_usage():
         ]
         assert conn.close_code == 1000
     # the audio is exactly what the service generated for the three flushes, in order
+    audio = said.audio
     assert audio == voice("Sure, ", "I can help with that. ", "What day works for you?")
     assert len(audio) / 8000 == pytest.approx(len(TEXT) * 0.065, rel=0.05)  # length follows the text
     assert all(c.alignment is None for c in chunks)
@@ -131,19 +116,8 @@ async def test_audio_starts_before_the_text_ends():
     async with aura_emulator(profile=PROFILE) as emu:
         async with client(emu).session() as session:
             async with session.utterance() as utt:
-                got = []
-                t0 = trio.current_time()
-
-                async def llm():
-                    for clause in ["Let me check ", "the calendar ", "for Tuesday. ", "Yes, ten works."]:
-                        await utt.send_text(clause)
-                        await trio.sleep(0.5)
-                    await utt.flush()
-
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(llm)
-                    async for chunk in utt:
-                        got.append((trio.current_time() - t0, chunk.audio))
+                t0, got = await speak_as_the_llm_writes(utt, ["Let me check ", "the calendar ", "for Tuesday. ",
+                                                              "Yes, ten works."])
         conn = emu.connections[0]
         assert [round(t - t0, 3) for t in conn.times("Speak")] == [0.0, 0.5, 1.0, 1.5]
         # "the calendar " has no sentence end: it waited for the flush after "for Tuesday. "
@@ -156,20 +130,20 @@ async def test_audio_starts_before_the_text_ends():
 async def test_two_utterances_share_one_warm_connection():
     async with aura_emulator(profile=PROFILE) as emu:
         async with client(emu).session() as session:
-            u1, a1, _ = await say(session, "Hello there. ")
-            u2, a2, _ = await say(session, "How can I help?")
+            one = await say(session, "Hello there. ")
+            two = await say(session, "How can I help?")
         assert len(emu.connections) == 1 and session.connections == 1
-    assert a1 == voice("Hello there. ") and a2 == voice("How can I help?")
-    assert u2.first_audio_latency == pytest.approx(0.2)
-    assert (u1.characters, u2.characters, session.characters) == (13, 15, 28)
+    assert one.audio == voice("Hello there. ") and two.audio == voice("How can I help?")
+    assert two.utt.first_audio_latency == pytest.approx(0.2)
+    assert (one.utt.characters, two.utt.characters, session.characters) == (13, 15, 28)
 
 
 @mock_clock
 async def test_empty_utterance_sends_nothing():
     async with aura_emulator(profile=PROFILE) as emu:
         async with client(emu).session() as session:
-            utt, audio, _ = await say(session)
-        assert audio == b"" and utt.characters == 0 and not emu.connections[0].messages("Speak")
+            utt, chunks, _ = await say(session)
+        assert chunks == [] and utt.characters == 0 and not emu.connections[0].messages("Speak")
 
 
 # ---------------------------------------------------------------- barge-in
@@ -177,25 +151,16 @@ async def test_empty_utterance_sends_nothing():
 async def test_barge_in_sends_clear_at_once_and_no_stale_audio_reaches_the_next_turn():
     async with aura_emulator(profile=PROFILE) as emu:
         async with client(emu).session() as session:
-            heard = []
-            with trio.CancelScope() as turn:
-                async with session.utterance() as utt:
-                    await utt.send_text(TEXT)
-                    await utt.flush()
-                    async for chunk in utt:
-                        heard.append(chunk.audio)
-                        if len(heard) == 2:
-                            barge_at = trio.current_time()
-                            turn.cancel()
-            assert turn.cancelled_caught
+            _, heard, barge_at = await barge_in(session, TEXT)
             conn = emu.connections[0]
             await emu.wait_until(lambda: conn.times("Clear"))
             assert conn.times("Clear")[0] - barge_at <= 0.100
-            u2, a2, _ = await say(session, "Okay, go ahead.")
+            a2 = (await say(session, "Okay, go ahead.")).audio
         assert len(emu.connections) == 1
         job = emu.jobs[0]
         assert job.cleared_at is not None and job.done_at is None and len(job.audio) < len(render(TEXT, conn.options))
-    assert b"".join(heard) == bytes(job.audio)[:len(b"".join(heard))]
+    heard_audio = b"".join(c.audio for c in heard)
+    assert heard_audio == bytes(job.audio)[:len(heard_audio)]
     assert a2 == voice("Okay, go ahead.")  # only its own audio
     assert session.stale_chunks_dropped == job.frames_sent - 2
 
@@ -204,11 +169,8 @@ async def test_barge_in_sends_clear_at_once_and_no_stale_audio_reaches_the_next_
 async def test_barge_in_before_any_text_costs_nothing():
     async with aura_emulator(profile=PROFILE) as emu:
         async with client(emu).session() as session:
-            with trio.move_on_after(1.0):
-                async with session.utterance() as utt:
-                    async for _ in utt:
-                        pass
-            _, a2, _ = await say(session, "Hi.")
+            utt = await barge_in_before_any_text(session)
+            a2 = (await say(session, "Hi.")).audio
         assert utt.characters == 0 and a2 == voice("Hi.")
         assert not emu.connections[0].times("Clear")
 
@@ -223,17 +185,8 @@ async def test_barge_in_before_any_text_costs_nothing():
 async def test_fault_mid_stream_raises_tts_error_when_it_happens(kind, error, message):
     async with aura_emulator(profile=PROFILE, faults=FaultPlan([Fault(kind, after_s=0.32)])) as emu:
         async with client(emu).session() as session:
-            heard = []
-            with pytest.raises(error, match=message) as failure:
-                async with session.utterance() as utt:
-                    t0 = trio.current_time()
-                    await utt.send_text(TEXT)
-                    await utt.flush()
-                    async for chunk in utt:
-                        heard.append(chunk)
-            failed_at = trio.current_time() - t0
-            assert isinstance(failure.value, TTSError)
-            _, a2, _ = await say(session, "Sorry about that.")
+            heard, failed_at = await fail_mid_utterance(session, error, message, TEXT)
+            a2 = (await say(session, "Sorry about that.")).audio
     assert failed_at == pytest.approx(0.32)
     assert len(heard) == 3  # frames at 0.20, 0.25, 0.30 were delivered
     assert a2 == voice("Sorry about that.") and len(emu.connections) == 2
@@ -247,7 +200,7 @@ async def test_hang_or_drip_after_flush_raises_after_the_stall_timeout(fault):
             with pytest.raises(AuraTimeout, match="stalled"):
                 _ = await say(session, TEXT)
             failed_at = trio.current_time()
-            _, a2, _ = await say(session, "Still there?")
+            a2 = (await say(session, "Still there?")).audio
         last_audio = max(t for t, kind in emu.connections[0].sent if kind == "audio")
     assert failed_at == pytest.approx(last_audio + 2.0) and last_audio < 0.4
     assert a2 == voice("Still there?") and len(emu.connections) == 2
@@ -258,37 +211,21 @@ async def test_slow_first_audio_breaches_the_first_audio_deadline_but_keeps_the_
     async with aura_emulator(profile=LatencyProfile(first_s=2.5, gap_s=0.05)) as emu:
         tts = client(emu, first_audio_timeout=1.0)
         async with tts.session() as session:
-            with pytest.raises(AuraTimeout, match="no audio from Deepgram Aura within 1 s"):
-                async with session.utterance() as utt:
-                    t0 = trio.current_time()
-                    await utt.send_text("Let me see.")
-                    async for _ in utt:
-                        pass
-            assert trio.current_time() - t0 == pytest.approx(1.0)
+            _, t0 = await miss_the_first_audio_deadline(session, AuraTimeout, "no audio from Deepgram Aura within 1 s",
+                                                        "Let me see.", 1.0)
             conn = emu.connections[0]
             await emu.wait_until(lambda: conn.times("Clear"))
             assert conn.times("Clear")[0] - t0 == pytest.approx(1.0)  # abandoned at once
             tts.first_audio_timeout, tts.stall_timeout = None, 5.0
-            u2, a2, _ = await say(session, "Okay.")
+            after = await say(session, "Okay.")
         assert len(emu.connections) == 1
-    assert a2 == voice("Okay.") and u2.first_audio_latency == pytest.approx(2.5)
+    assert after.audio == voice("Okay.") and after.utt.first_audio_latency == pytest.approx(2.5)
 
 
 @mock_clock
 async def test_a_failing_call_does_not_disturb_another():
     async with aura_emulator(profile=PROFILE, faults=FaultPlan([None, Fault("close", after_s=0.1)])) as emu:
-        tts = client(emu)
-        results = {}
-        async with tts.session() as good, tts.session() as bad:
-            async def call(name, session):
-                try:
-                    results[name] = (await say(session, TEXT))[1]
-                except TTSError as exc:
-                    results[name] = exc
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(call, "good", good)
-                nursery.start_soon(call, "bad", bad)
+        results = await one_good_call_one_failing(client(emu), TEXT, lambda said: said.audio)
     assert results["good"] == voice(TEXT)
     assert isinstance(results["bad"], AuraConnectionError)
 
@@ -303,8 +240,7 @@ async def test_wrong_key_fails_session_entry_never_logged(caplog):
             async with tts.session():
                 pass
         assert [s for _, s, _ in emu.rejected] == [401]
-    for text in (caplog.text, str(failure.value), repr(tts)):
-        assert "dg_wrong_key_31" not in text
+    assert_key_never_shown("dg_wrong_key_31", caplog.text, str(failure.value), repr(tts))
 
 
 @mock_clock
@@ -314,26 +250,15 @@ async def test_an_idle_close_is_replaced_in_the_background_so_the_next_turn_is_w
             await trio.sleep(65)  # caller on hold
             assert len(emu.connections) == 2 and emu.connections[0].close_code == 1011
             assert emu.connections[1].opened_at == pytest.approx(60.0, abs=0.01)
-            t0 = trio.current_time()
-            utt, audio, _ = await say(session, "Thanks for holding.")
-    assert audio == voice("Thanks for holding.") and utt.first_audio_latency == pytest.approx(0.2)
+            utt, _, t0 = said = await say(session, "Thanks for holding.")
+    assert said.audio == voice("Thanks for holding.") and utt.first_audio_latency == pytest.approx(0.2)
     assert emu.jobs[0].flushed_at == pytest.approx(t0)  # no handshake in the turn's path
 
 
 @mock_clock
 async def test_cancelling_the_session_closes_the_socket_promptly():
     async with aura_emulator(profile=LatencyProfile(first_s=0.2, gap_s=0.5)) as emu:
-        with trio.CancelScope() as call:
-            async with client(emu).session() as session:
-                async with session.utterance() as utt:
-                    await utt.send_text(TEXT)
-                    await utt.flush()
-                    async for _ in utt:
-                        hangup_at = trio.current_time()
-                        call.cancel()
-        conn = emu.connections[0]
-        await emu.wait_until(lambda: conn.closed_at is not None)
-        assert conn.closed_at - hangup_at <= 0.100
+        await hang_up_mid_utterance(emu, client(emu), TEXT)
 
 
 @mock_clock
@@ -359,8 +284,7 @@ async def test_emulator_answers_raw_clients_and_refuses_bad_formats():
 
 @mock_clock
 async def test_connection_refused_is_a_tts_error():
-    async with aura_emulator() as emu:
-        port = emu.port
+    port = await port_nobody_listens_on(aura_emulator)
     with pytest.raises(AuraConnectionError, match="cannot connect"):
         async with AuraTTS(api_key="k", base_url=f"ws://127.0.0.1:{port}").session():
             pass

@@ -10,7 +10,7 @@ import random
 import pytest
 import trio
 
-from provider_helpers import mock_clock
+from provider_helpers import assert_closed_promptly, assert_key_never_shown, assert_own_errors_unwrapped, mock_clock
 
 from offhook.providers import deepgram_protocol as proto
 from offhook.providers.base import Final, Partial, SpeechStarted, STTError, STTProvider, STTStream, UtteranceEnd
@@ -376,8 +376,7 @@ async def test_wrong_key_fails_at_stream_entry_never_retried_never_logged(caplog
                 pass
         assert [s for _, s, _ in emu.rejected] == [401] and not emu.connections
     assert isinstance(failure.value, STTError) and not failure.value.retryable
-    for text in (caplog.text, str(failure.value), repr(stt)):
-        assert "dg_wrong_key_77" not in text
+    assert_key_never_shown("dg_wrong_key_77", caplog.text, str(failure.value), repr(stt))
 
 
 @mock_clock
@@ -419,17 +418,13 @@ async def test_hanging_up_closes_the_socket_within_100_ms():
                 hangup_at = trio.current_time()
                 call_scope.cancel()  # the call's nursery is cancelled
                 await trio.sleep(1)
-        conn = emu.connections[0]
-        await emu.wait_until(lambda: conn.closed_at is not None)
-        assert conn.closed_at - hangup_at <= 0.100
+        await assert_closed_promptly(emu, hangup_at)
 
 
 @mock_clock
 async def test_errors_raised_inside_the_stream_come_out_unwrapped():
     async with deepgram_emulator() as emu:
-        with pytest.raises(KeyError):
-            async with client(emu).stream(tag=SID):
-                raise KeyError("the caller's own bug")
+        await assert_own_errors_unwrapped(client(emu).stream(tag=SID))
 
 
 @mock_clock

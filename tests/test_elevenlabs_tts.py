@@ -3,17 +3,20 @@
 Client and emulator run in the same trio run under MockClock(autojump_threshold=0.01): the
 emulator's latencies are exact, so times are asserted exactly, and a test of "20 s idle" is instant.
 """
-import functools
 import logging
 
 import pytest
 import trio
-import trio.testing
 import trio_websocket
+
+import provider_helpers
+from provider_helpers import (assert_key_never_shown, assert_own_errors_unwrapped, barge_in,
+                              barge_in_before_any_text, check_tts_interface, fail_mid_utterance,
+                              hang_up_mid_utterance, miss_the_first_audio_deadline, one_good_call_one_failing,
+                              port_nobody_listens_on, say, speak_as_the_llm_writes)
 
 from offhook.audio import ulaw_level_db
 from offhook.providers import elevenlabs_protocol as proto
-from offhook.providers.base import ULAW_8K, TTSError, TTSProvider, TTSSession, TTSUtterance
 from offhook.providers.elevenlabs_tts import (ElevenLabsAuthError, ElevenLabsConfigError,
                                               ElevenLabsConnectionError, ElevenLabsProtocolError,
                                               ElevenLabsServiceError, ElevenLabsTimeout, ElevenLabsTTS)
@@ -26,27 +29,12 @@ PROFILE = LatencyProfile(first_s=0.2, gap_s=0.05)
 TEXT = "Sure, I can help with that. What day works for you?"
 
 
-def mock_clock(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        trio.run(functools.partial(fn, *args, **kwargs), clock=trio.testing.MockClock(autojump_threshold=0.01))
-    return wrapper
+mock_clock = provider_helpers.mock_clock(autojump=0.01)
 
 
 def client(emu, **kw) -> ElevenLabsTTS:
     kw.setdefault("api_key", emu.api_key)
     return ElevenLabsTTS(base_url=emu.base_url, voice_id="voice-1", **kw)
-
-
-async def say(session, *texts):
-    """One whole utterance: returns (utterance, chunks, time of first send)."""
-    async with session.utterance() as utt:
-        t0 = trio.current_time()
-        for text in texts:
-            await utt.send_text(text)
-        await utt.flush()
-        chunks = [c async for c in utt]
-    return utt, chunks, t0
 
 
 def spoken(chunks) -> str:
@@ -84,13 +72,7 @@ def test_environment_configures_endpoint_voice_and_model(monkeypatch):
 @mock_clock
 async def test_implements_the_tts_interface():
     async with elevenlabs_emulator() as emu:
-        tts = client(emu)
-        provider: TTSProvider = tts
-        assert provider.name == "elevenlabs"
-        async with tts.session() as session:
-            assert isinstance(session, TTSSession)
-            async with session.utterance() as utt:
-                assert isinstance(utt, TTSUtterance) and utt.format == ULAW_8K
+        await check_tts_interface(client(emu), "elevenlabs")
 
 
 # ---------------------------------------------------------------- the happy path
@@ -149,19 +131,8 @@ async def test_text_is_streamed_as_it_arrives_and_audio_starts_before_the_text_e
     async with elevenlabs_emulator(profile=PROFILE) as emu:
         async with client(emu).session() as session:
             async with session.utterance() as utt:
-                got: list[tuple[float, bytes]] = []
-                t0 = trio.current_time()
-
-                async def llm():
-                    for clause in ["Let me check ", "the calendar ", "for Tuesday. ", "Yes, ten works."]:
-                        await utt.send_text(clause)
-                        await trio.sleep(0.5)  # the LLM is slower than the TTS
-                    await utt.flush()
-
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(llm)
-                    async for chunk in utt:
-                        got.append((trio.current_time() - t0, chunk.audio))
+                t0, got = await speak_as_the_llm_writes(utt, ["Let me check ", "the calendar ", "for Tuesday. ",
+                                                              "Yes, ten works."])
         ctx = emu.context(utt.context_id)
         # each clause reached the service when the LLM produced it, not at the end
         assert [round(t - t0, 3) for t, m in emu.connections[0].received if m.get("text", "").strip()] == \
@@ -198,16 +169,7 @@ async def test_barge_in_while_generating_closes_fast_and_no_stale_audio_leaks():
     and the next turn, on the same connection, must hear only its own audio."""
     async with elevenlabs_emulator(profile=PROFILE) as emu:
         async with client(emu).session() as session:
-            heard = []
-            with trio.CancelScope() as turn:
-                async with session.utterance() as utt:
-                    await utt.send_text(TEXT)
-                    async for chunk in utt:
-                        heard.append(chunk)
-                        if len(heard) == 2:
-                            barge_at = trio.current_time()
-                            turn.cancel()  # what the agent's barge-in does to the responder scope
-            assert turn.cancelled_caught
+            utt, heard, barge_at = await barge_in(session, TEXT, flush=False)
             ctx = emu.context(utt.context_id)
             await emu.wait_until(lambda: ctx.final_at is not None)
             assert ctx.closed_at - barge_at <= 0.100
@@ -270,11 +232,8 @@ async def test_rapid_barge_ins_never_exceed_the_services_context_limit():
 async def test_barge_in_before_any_text_costs_nothing():
     async with elevenlabs_emulator(profile=PROFILE) as emu:
         async with client(emu).session() as session:
-            with trio.move_on_after(1.0):
-                async with session.utterance() as utt:
-                    async for _ in utt:
-                        pass
-            u2, c2, _ = await say(session, "Hi.")
+            utt = await barge_in_before_any_text(session)
+            _, c2, _ = await say(session, "Hi.")
         assert utt.characters == 0 and spoken(c2) == "Hi."
         assert emu.context(utt.context_id).chunks_sent == 0
 
@@ -289,16 +248,7 @@ async def test_barge_in_before_any_text_costs_nothing():
 async def test_fault_mid_stream_raises_tts_error_when_it_happens(kind, error, message):
     async with elevenlabs_emulator(profile=PROFILE, faults=FaultPlan([Fault(kind, after_s=0.32)])) as emu:
         async with client(emu).session() as session:
-            heard = []
-            with pytest.raises(error, match=message) as failure:
-                async with session.utterance() as utt:
-                    t0 = trio.current_time()
-                    await utt.send_text(TEXT)
-                    await utt.flush()
-                    async for chunk in utt:
-                        heard.append(chunk)
-            failed_at = trio.current_time() - t0
-            assert isinstance(failure.value, TTSError)  # what the agent's fallback catches
+            heard, failed_at = await fail_mid_utterance(session, error, message, TEXT)
             # the next turn reconnects and works
             _, c2, _ = await say(session, "Sorry about that.")
         assert failed_at == pytest.approx(0.32)
@@ -337,13 +287,8 @@ async def test_slow_first_chunk_breaches_the_first_audio_deadline():
     async with elevenlabs_emulator(profile=LatencyProfile(first_s=2.5, gap_s=0.05)) as emu:
         tts = client(emu, first_audio_timeout=1.0)
         async with tts.session() as session:
-            with pytest.raises(ElevenLabsTimeout, match="no audio from ElevenLabs within 1 s"):
-                async with session.utterance() as utt:
-                    t0 = trio.current_time()
-                    await utt.send_text("Let me see.")
-                    async for _ in utt:
-                        pass
-            assert trio.current_time() - t0 == pytest.approx(1.0)
+            utt, t0 = await miss_the_first_audio_deadline(session, ElevenLabsTimeout,
+                                                          "no audio from ElevenLabs within 1 s", "Let me see.", 1.0)
             ctx = emu.context(utt.context_id)
             await emu.wait_until(lambda: ctx.closed_at is not None)
             assert ctx.closed_at - t0 == pytest.approx(1.0)  # abandoned at once
@@ -357,18 +302,7 @@ async def test_slow_first_chunk_breaches_the_first_audio_deadline():
 @mock_clock
 async def test_a_failing_call_does_not_disturb_another():
     async with elevenlabs_emulator(profile=PROFILE, faults=FaultPlan([None, Fault("close", after_s=0.1)])) as emu:
-        tts = client(emu)
-        results = {}
-        async with tts.session() as good, tts.session() as bad:
-            async def call(name, session):
-                try:
-                    results[name] = spoken((await say(session, TEXT))[1])
-                except TTSError as exc:
-                    results[name] = exc
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(call, "good", good)
-                nursery.start_soon(call, "bad", bad)
+        results = await one_good_call_one_failing(client(emu), TEXT, lambda said: spoken(said.chunks))
         assert results["good"] == TEXT
         assert isinstance(results["bad"], ElevenLabsConnectionError)
 
@@ -387,8 +321,7 @@ async def test_wrong_key_is_an_auth_error_and_final_for_the_session(caplog):
                     pass
         assert emu.connections[0].close_code == 1008
         assert len(emu.connections) == 1  # no futile reconnects
-    for text in (caplog.text, str(first.value), str(second.value), repr(tts)):
-        assert "sk_wrong_key_9f8e" not in text
+    assert_key_never_shown("sk_wrong_key_9f8e", caplog.text, str(first.value), str(second.value), repr(tts))
 
 
 @mock_clock
@@ -445,31 +378,18 @@ async def test_without_keepalive_the_idle_socket_is_closed_and_the_next_turn_rec
 @mock_clock
 async def test_cancelling_the_session_closes_the_socket_promptly():
     async with elevenlabs_emulator(profile=LatencyProfile(first_s=0.2, gap_s=0.5)) as emu:
-        with trio.CancelScope() as call:
-            async with client(emu).session() as session:
-                async with session.utterance() as utt:
-                    await utt.send_text(TEXT)
-                    await utt.flush()
-                    async for _ in utt:
-                        hangup_at = trio.current_time()
-                        call.cancel()  # the caller hung up: the call's nursery is cancelled
-        conn = emu.connections[0]
-        await emu.wait_until(lambda: conn.closed_at is not None)
-        assert conn.closed_at - hangup_at <= 0.100
+        await hang_up_mid_utterance(emu, client(emu), TEXT)
 
 
 @mock_clock
 async def test_errors_raised_inside_the_session_come_out_unwrapped():
     async with elevenlabs_emulator() as emu:
-        with pytest.raises(KeyError):
-            async with client(emu).session():
-                raise KeyError("the caller's own bug")
+        await assert_own_errors_unwrapped(client(emu).session())
 
 
 @mock_clock
 async def test_connection_refused_is_a_tts_error():
-    async with elevenlabs_emulator() as emu:
-        port = emu.port
+    port = await port_nobody_listens_on(elevenlabs_emulator)
     with pytest.raises(ElevenLabsConnectionError, match="cannot connect"):
         async with ElevenLabsTTS(api_key="k", base_url=f"http://127.0.0.1:{port}").session():
             pass
