@@ -29,7 +29,6 @@ MockClock read exact times. Standalone: `python -m offhook.sim.emulators.aura --
 """
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from collections import deque
@@ -46,8 +45,9 @@ from offhook.audio import ulaw_decode, ulaw_encode
 from offhook.providers import aura_protocol as proto
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
 from offhook.sim.emulators.deepgram import DeepgramFront
-from offhook.sim.emulators.serving import (close_and_record, emulator_args, next_message, profile_of, send_whole,
-                                           serve_connection, serve_until_interrupted, serving_websocket)
+from offhook.sim.emulators.serving import (WsConnectionRecord, close_and_record, emulator_args, next_message,
+                                           profile_of, send_whole, serve_connection, serve_until_interrupted,
+                                           serving_websocket)
 from offhook.sim.voice import synthetic_voice
 
 __all__ = ["AuraEmulator", "EmuConnection", "EmuJob", "aura_emulator", "render", "main"]
@@ -79,21 +79,11 @@ class EmuJob:
     cleared_at: float | None = None
 
 
-@dataclass
-class EmuConnection:
-    index: int
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
+@dataclass(kw_only=True)
+class EmuConnection(WsConnectionRecord):
     options: proto.SpeakOptions
-    opened_at: float
-    fault: Fault | None = None
     received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     sent: list[tuple[float, str]] = field(default_factory=list)   # (t, "audio"|"Flushed"|"Cleared"|...)
-    closed_at: float | None = None
-    close_code: int | None = None
-    close_reason: str | None = None
-    hung: bool = False
 
     def messages(self, type_: str) -> list[dict[str, Any]]:
         return [m for _, m in self.received if m.get("type") == type_]
@@ -117,8 +107,8 @@ class AuraEmulator(DeepgramFront):
         if accepted is None:
             return
         ws, url, headers, options, fault = accepted
-        conn = EmuConnection(len(self.connections), request.path, dict(parse_qsl(url.query)), headers, options,
-                             trio.current_time(), fault)
+        conn = EmuConnection(index=len(self.connections), path=request.path, query=dict(parse_qsl(url.query)),
+                             headers=headers, options=options, opened_at=trio.current_time(), fault=fault)
         self.connections.append(conn)
         self._poke()
         await serve_connection(self, conn, ws, lambda nursery: _Session(self, conn, ws, nursery).run())
@@ -270,8 +260,7 @@ async def aura_emulator(*, host: str = "127.0.0.1", port: int = 0, **options: An
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator as a separate process: python -m offhook.sim.emulators.aura --port 8768"""
     p = emulator_args(main.__doc__, first_ms=200.0, gap_ms=20.0, first_help="first-audio latency",
-                      gap_help="gap between audio frames")
-    p.add_argument("--api-key", default=os.environ.get("DEEPGRAM_API_KEY", "test-deepgram-key"))
+                      gap_help="gap between audio frames", key_env="DEEPGRAM_API_KEY", test_key="test-deepgram-key")
     p.add_argument("--chunk-ms", type=float, default=100.0)
     args = p.parse_args(argv)
 

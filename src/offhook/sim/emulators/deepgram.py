@@ -60,7 +60,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
 import random
 import re
 import uuid
@@ -76,8 +75,9 @@ import trio_websocket
 from offhook.providers import deepgram_protocol as proto
 from offhook.sim.board import BOARD, Line, ScriptBoard
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
-from offhook.sim.emulators.serving import (Observable, close_and_record, emulator_args, next_message, profile_of,
-                                           serve_connection, serve_until_interrupted, serving_websocket)
+from offhook.sim.emulators.serving import (Observable, WsConnectionRecord, close_and_record, emulator_args,
+                                           next_message, profile_of, serve_connection, serve_until_interrupted,
+                                           serving_websocket)
 
 __all__ = ["DeepgramEmulator", "DeepgramFront", "EmuConnection", "deepgram_emulator", "line_words", "main"]
 
@@ -112,24 +112,14 @@ def line_words(line: Line) -> tuple[EmuWord, ...]:
     return tuple(words)
 
 
-@dataclass
-class EmuConnection:
-    index: int
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
+@dataclass(kw_only=True)
+class EmuConnection(WsConnectionRecord):
     options: proto.ListenOptions
-    opened_at: float
-    fault: Fault | None = None
     offset: float = 0.0                # call audio seconds of this connection's time 0
     audio_bytes: int = 0
     first_audio_at: float | None = None
     received: list[tuple[float, str]] = field(default_factory=list)          # (t, "audio"|control type)
     sent: list[tuple[float, dict[str, Any]]] = field(default_factory=list)   # (t, message as JSON)
-    closed_at: float | None = None
-    close_code: int | None = None
-    close_reason: str | None = None
-    hung: bool = False
 
     @property
     def tag(self) -> str | None:
@@ -540,8 +530,8 @@ async def deepgram_emulator(*, host: str = "127.0.0.1", port: int = 0, **options
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator as a separate process: python -m offhook.sim.emulators.deepgram --port 8767"""
     p = emulator_args(main.__doc__, first_ms=150.0, gap_ms=250.0, first_help="audio from speech start to the "
-                      "first partial", gap_help="audio between interim results")
-    p.add_argument("--api-key", default=os.environ.get("DEEPGRAM_API_KEY", "test-deepgram-key"))
+                      "first partial", gap_help="audio between interim results", key_env="DEEPGRAM_API_KEY",
+                      test_key="test-deepgram-key")
     args = p.parse_args(argv)
 
     return serve_until_interrupted(

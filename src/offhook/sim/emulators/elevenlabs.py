@@ -30,7 +30,6 @@ MockClock read exact times.
 """
 from __future__ import annotations
 
-import os
 import random
 from collections import deque
 from contextlib import asynccontextmanager
@@ -46,9 +45,9 @@ import trio_websocket
 from offhook.audio import ulaw_encode
 from offhook.providers import elevenlabs_protocol as proto
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
-from offhook.sim.emulators.serving import (Observable, close_and_record, emulator_args, next_message, profile_of,
-                                           send_whole, serve_connection, serve_until_interrupted,
-                                           serving_websocket)
+from offhook.sim.emulators.serving import (Observable, WsConnectionRecord, close_and_record, emulator_args,
+                                           next_message, profile_of, send_whole, serve_connection,
+                                           serve_until_interrupted, serving_websocket)
 
 DEFAULT_SCHEDULE = (120, 160, 250, 290)
 _PATH_PREFIX, _PATH_SUFFIX = "/v1/text-to-speech/", "/multi-stream-input"
@@ -108,22 +107,12 @@ class EmuContext:
         return self.final_at is None
 
 
-@dataclass
-class EmuConnection:
-    index: int
-    path: str
+@dataclass(kw_only=True)
+class EmuConnection(WsConnectionRecord):
     voice_id: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    opened_at: float
-    fault: Fault | None = None
     authenticated: bool = False
     received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     sent: list[tuple[float, str, str | None]] = field(default_factory=list)  # (t, kind, context_id)
-    closed_at: float | None = None
-    close_code: int | None = None
-    close_reason: str | None = None
-    hung: bool = False
 
     def messages(self, **match: Any) -> list[dict[str, Any]]:
         """Received JSON messages that have all the given key/values."""
@@ -413,8 +402,7 @@ async def elevenlabs_emulator(*, host: str = "127.0.0.1", port: int = 0,
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator as a separate process: python -m offhook.sim.emulators.elevenlabs --port 8765"""
     p = emulator_args(main.__doc__, first_ms=200.0, gap_ms=20.0, first_help="first-audio latency",
-                      gap_help="gap between chunks")
-    p.add_argument("--api-key", default=os.environ.get("ELEVENLABS_API_KEY", "test-elevenlabs-key"))
+                      gap_help="gap between chunks", key_env="ELEVENLABS_API_KEY", test_key="test-elevenlabs-key")
     p.add_argument("--ms-per-char", type=float, default=65.0)
     p.add_argument("--chars-per-chunk", type=int, default=5)
     args = p.parse_args(argv)

@@ -4,14 +4,16 @@ latency profile)."""
 from __future__ import annotations
 
 import argparse
+import os
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
 
 import trio
 import trio_websocket
 
-from offhook.sim.emulators.plan import LatencyProfile
+from offhook.sim.emulators.plan import Fault, LatencyProfile
 
 
 class Observable:
@@ -61,7 +63,23 @@ async def send_whole(ws: trio_websocket.WebSocketConnection, message: str | byte
             pass
 
 
-async def close_and_record(conn: Any, ws: trio_websocket.WebSocketConnection, code: int, reason: str) -> None:
+@dataclass(kw_only=True)
+class WsConnectionRecord:
+    """What every WebSocket emulator notes of an accepted connection; the vendor's subclass adds
+    what it receives and sends."""
+    index: int
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    opened_at: float
+    fault: Fault | None = None
+    closed_at: float | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+    hung: bool = False  # a hang fault: nothing more is sent
+
+
+async def close_and_record(conn: WsConnectionRecord, ws: trio_websocket.WebSocketConnection, code: int, reason: str) -> None:
     """Close a WebSocket from the emulator's side, noting when and how on its connection record."""
     conn.closed_at = trio.current_time()
     conn.close_code, conn.close_reason = code, reason
@@ -82,7 +100,7 @@ async def serving_websocket(emu: W, host: str, port: int) -> AsyncIterator[W]:
             nursery.cancel_scope.cancel()
 
 
-async def serve_connection(emu: Observable, conn: Any, ws: trio_websocket.WebSocketConnection,
+async def serve_connection(emu: Observable, conn: WsConnectionRecord, ws: trio_websocket.WebSocketConnection,
                            run: Callable[[trio.Nursery], Awaitable[None]]) -> None:
     """Run one accepted connection (`run(nursery)`; the nursery holds its helper tasks), then note
     on its record how it closed, unless the emulator closed it itself."""
@@ -99,10 +117,13 @@ async def serve_connection(emu: Observable, conn: Any, ws: trio_websocket.WebSoc
 
 
 def emulator_args(description: str | None, *, first_ms: float, gap_ms: float, first_help: str,
-                  gap_help: str) -> argparse.ArgumentParser:
+                  gap_help: str, key_env: str | None = None, test_key: str = "") -> argparse.ArgumentParser:
+    """The options every standalone emulator takes; with key_env, --api-key (default $key_env, else test_key)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    if key_env is not None:
+        p.add_argument("--api-key", default=os.environ.get(key_env, test_key))
     p.add_argument("--first-ms", type=float, default=first_ms, help=first_help)
     p.add_argument("--gap-ms", type=float, default=gap_ms, help=gap_help)
     p.add_argument("--jitter-ms", type=float, default=0.0)
