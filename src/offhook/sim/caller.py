@@ -158,6 +158,8 @@ class SimCaller:
         self._agent_last_played_tick = -1
         self._agent_started = trio.Event()
         self._closed = False
+        self._stop_sent = False
+        self._conversation: trio.CancelScope | None = None
         self._pending_line: LineResult | None = None
         self._pending_barge: BargeInResult | None = None
 
@@ -175,9 +177,25 @@ class SimCaller:
         self._seq += 1
         return self._seq
 
-    async def _send(self, text: str) -> None:
+    async def _send(self, text: str, *, last: bool = False) -> None:
+        """Send one message; nothing goes after `stop` (as with Twilio), and a socket the server has
+        closed ends the conversation here instead of failing whichever task was sending."""
         async with self._lock:
-            await self._ws.send_message(text)
+            if self._stop_sent:
+                return
+            self._stop_sent = last
+            try:
+                await self._ws.send_message(text)
+            except ConnectionClosed:
+                self._server_closed()
+
+    def _server_closed(self) -> None:
+        hung_up = self._closed  # after our `stop` the server closing the socket is the normal end
+        if not hung_up and (self._conversation is None or not self._conversation.cancel_called):
+            self.result.ended_by = self.result.ended_by or "server"
+            self._event("closed_by_server")
+        if self._conversation is not None:
+            self._conversation.cancel()
 
     # ---------------------------------------------------------------- main
     async def run(self) -> CallResult:
@@ -211,8 +229,9 @@ class SimCaller:
         await self._send(build_start(self._next_seq(), self.stream_sid, self.call_sid, self.account_sid, params))
         self._event("start", self.call_sid)
         async with trio.open_nursery() as nursery:
+            self._conversation = nursery.cancel_scope
             nursery.start_soon(self._ticker)
-            nursery.start_soon(self._reader, nursery.cancel_scope)
+            nursery.start_soon(self._reader)
             await self._script()
             nursery.cancel_scope.cancel()
 
@@ -242,7 +261,7 @@ class SimCaller:
         self.result.marks_echoed.append(name)
         await self._send(self.builder.mark(self._next_seq(), name))
 
-    async def _reader(self, cancel_scope: trio.CancelScope) -> None:
+    async def _reader(self) -> None:
         try:
             while True:
                 text = await self._ws.get_message()
@@ -277,9 +296,7 @@ class SimCaller:
                         b.audio_stopped = (self._agent_last_played_tick + 1) * TICK
                     self._event("clear", f"{dropped} frames dropped")
         except ConnectionClosed:
-            self.result.ended_by = self.result.ended_by or "server"
-            self._event("closed_by_server")
-            cancel_scope.cancel()
+            self._server_closed()
 
     # ---------------------------------------------------------------- the script
     async def _say(self, text: str, wav: str | None = None) -> LineResult:
@@ -366,7 +383,4 @@ class SimCaller:
         self._closed = True
         self.result.ended_by = self.result.ended_by or "caller"
         self._event("hangup")
-        try:
-            await self._send(self.builder.stop(self._next_seq(), self.account_sid, self.call_sid))
-        except ConnectionClosed:
-            pass
+        await self._send(self.builder.stop(self._next_seq(), self.account_sid, self.call_sid), last=True)
