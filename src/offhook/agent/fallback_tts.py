@@ -215,9 +215,12 @@ class Speaker:
     async def _attempt(self, att: Attempt, carry: str, state: dict) -> None:
         first_wait = trio.CancelScope()
         fmt_path: list[OutboundPath] = []
+        session = att.voice.session
+        if session is None:
+            raise _AttemptFailed("its session is closed")
         try:
             with att.scope:
-                async with att.voice.session.utterance() as utt:
+                async with session.utterance() as utt:
                     fmt = utt.format
                     fmt_path.append(OutboundPath(fmt.sample_rate, src_encoding="ulaw" if fmt.encoding == "ulaw"
                                                  else "pcm16"))
