@@ -172,6 +172,15 @@ async def port_nobody_listens_on(open_emulator: Callable[[], AsyncContextManager
         return emu.port
 
 
+async def refused_at_entry(block: AsyncContextManager[Any], error: type[BaseException],
+                           match: str | None = None) -> Any:
+    """Entering `block` raises `error` (a refused key, handshake or port); returns the exception."""
+    with pytest.raises(error, match=match) as refused:
+        async with block:
+            pass
+    return refused.value
+
+
 async def assert_own_errors_unwrapped(block: AsyncContextManager[Any]) -> None:
     """An error raised inside the provider's context manager comes out as itself, not in a group."""
     with pytest.raises(KeyError):

@@ -9,7 +9,8 @@ import trio_websocket
 
 from provider_helpers import (assert_key_never_shown, barge_in, barge_in_before_any_text, check_tts_interface,
                               fail_mid_utterance, hang_up_mid_utterance, miss_the_first_audio_deadline, mock_clock,
-                              one_good_call_one_failing, port_nobody_listens_on, say, speak_as_the_llm_writes)
+                              one_good_call_one_failing, port_nobody_listens_on, refused_at_entry, say,
+                              speak_as_the_llm_writes)
 
 from offhook.audio import ulaw_level_db
 from offhook.providers import aura_protocol as proto
@@ -236,11 +237,9 @@ async def test_wrong_key_fails_session_entry_never_logged(caplog):
     caplog.set_level(logging.DEBUG)
     async with aura_emulator() as emu:
         tts = client(emu, api_key="dg_wrong_key_31")
-        with pytest.raises(AuraAuthError, match="HTTP 401") as failure:
-            async with tts.session():
-                pass
+        failure = await refused_at_entry(tts.session(), AuraAuthError, "HTTP 401")
         assert [s for _, s, _ in emu.rejected] == [401]
-    assert_key_never_shown("dg_wrong_key_31", caplog.text, str(failure.value), repr(tts))
+    assert_key_never_shown("dg_wrong_key_31", caplog.text, str(failure), repr(tts))
 
 
 @mock_clock
@@ -276,15 +275,13 @@ async def test_emulator_answers_raw_clients_and_refuses_bad_formats():
             assert len(audio) == 2 * len(synthetic_voice("Hi.")) * 2  # 16-bit, twice the rate
             assert ulaw_level_db(synthetic_voice("Hi.")) > -30
         bad = url.replace("sample_rate=16000", "sample_rate=11025")
-        with pytest.raises(trio_websocket.ConnectionRejected) as rejected:
-            async with trio_websocket.open_websocket_url(bad, subprotocols=["token", emu.api_key]):
-                pass
-        assert rejected.value.status_code == 400
+        rejected = await refused_at_entry(trio_websocket.open_websocket_url(bad, subprotocols=["token", emu.api_key]),
+                                          trio_websocket.ConnectionRejected)
+        assert rejected.status_code == 400
 
 
 @mock_clock
 async def test_connection_refused_is_a_tts_error():
     port = await port_nobody_listens_on(aura_emulator)
-    with pytest.raises(AuraConnectionError, match="cannot connect"):
-        async with AuraTTS(api_key="k", base_url=f"ws://127.0.0.1:{port}").session():
-            pass
+    await refused_at_entry(AuraTTS(api_key="k", base_url=f"ws://127.0.0.1:{port}").session(), AuraConnectionError,
+                           "cannot connect")

@@ -10,7 +10,8 @@ import random
 import pytest
 import trio
 
-from provider_helpers import assert_closed_promptly, assert_key_never_shown, assert_own_errors_unwrapped, mock_clock
+from provider_helpers import (assert_closed_promptly, assert_key_never_shown, assert_own_errors_unwrapped, mock_clock,
+                              refused_at_entry)
 
 from offhook.providers import deepgram_protocol as proto
 from offhook.providers.base import Final, Partial, SpeechStarted, STTError, STTProvider, STTStream, UtteranceEnd
@@ -371,12 +372,10 @@ async def test_wrong_key_fails_at_stream_entry_never_retried_never_logged(caplog
     caplog.set_level(logging.DEBUG)
     async with deepgram_emulator() as emu:
         stt = client(emu, api_key="dg_wrong_key_77")
-        with pytest.raises(DeepgramAuthError, match="HTTP 401") as failure:
-            async with stt.stream(tag=SID):
-                pass
+        failure = await refused_at_entry(stt.stream(tag=SID), DeepgramAuthError, "HTTP 401")
         assert [s for _, s, _ in emu.rejected] == [401] and not emu.connections
-    assert isinstance(failure.value, STTError) and not failure.value.retryable
-    assert_key_never_shown("dg_wrong_key_77", caplog.text, str(failure.value), repr(stt))
+    assert isinstance(failure, STTError) and not failure.retryable
+    assert_key_never_shown("dg_wrong_key_77", caplog.text, str(failure), repr(stt))
 
 
 @mock_clock
@@ -388,23 +387,19 @@ async def test_emulator_accepts_the_subprotocol_form_of_auth_and_refuses_a_bad_q
             await ws.send_message(proto.close_stream())
             assert proto.parse_server_message(await ws.get_message()).__class__ is proto.Metadata
         bad = url.replace("interim_results=true", "interim_results=false")
-        with pytest.raises(trio_websocket.ConnectionRejected) as rejected:
-            async with trio_websocket.open_websocket_url(
-                    bad, extra_headers=[(b"authorization", f"Token {emu.api_key}".encode())]):
-                pass
-        assert rejected.value.status_code == 400 and b"utterance_end_ms" in rejected.value.body
+        auth = [(b"authorization", f"Token {emu.api_key}".encode())]
+        rejected = await refused_at_entry(trio_websocket.open_websocket_url(bad, extra_headers=auth),
+                                          trio_websocket.ConnectionRejected)
+        assert rejected.status_code == 400 and b"utterance_end_ms" in rejected.body
 
 
 @mock_clock
 async def test_refused_handshake_at_entry_is_a_connection_error():
     async with deepgram_emulator(faults=FaultPlan([Fault("error", after_s=0, status=429)])) as emu:
-        with pytest.raises(DeepgramConnectionError, match="HTTP 429"):
-            async with client(emu).stream(tag=SID):
-                pass
+        await refused_at_entry(client(emu).stream(tag=SID), DeepgramConnectionError, "HTTP 429")
         port = emu.port
-    with pytest.raises(DeepgramConnectionError, match="cannot connect"):
-        async with DeepgramSTT(api_key="k", base_url=f"ws://127.0.0.1:{port}").stream():
-            pass
+    await refused_at_entry(DeepgramSTT(api_key="k", base_url=f"ws://127.0.0.1:{port}").stream(),
+                           DeepgramConnectionError, "cannot connect")
 
 
 # ---------------------------------------------------------------- cancellation, isolation

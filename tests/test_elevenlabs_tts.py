@@ -13,7 +13,7 @@ import provider_helpers
 from provider_helpers import (assert_key_never_shown, assert_own_errors_unwrapped, barge_in,
                               barge_in_before_any_text, check_tts_interface, fail_mid_utterance,
                               hang_up_mid_utterance, miss_the_first_audio_deadline, one_good_call_one_failing,
-                              port_nobody_listens_on, say, speak_as_the_llm_writes)
+                              port_nobody_listens_on, refused_at_entry, say, speak_as_the_llm_writes)
 
 from offhook.audio import ulaw_level_db
 from offhook.providers import elevenlabs_protocol as proto
@@ -316,20 +316,16 @@ async def test_wrong_key_is_an_auth_error_and_final_for_the_session(caplog):
         async with tts.session() as session:
             with pytest.raises(ElevenLabsAuthError, match="Invalid API key") as first:
                 _ = await say(session, "Hello.")
-            with pytest.raises(ElevenLabsAuthError) as second:
-                async with session.utterance():
-                    pass
+            second = await refused_at_entry(session.utterance(), ElevenLabsAuthError)
         assert emu.connections[0].close_code == 1008
         assert len(emu.connections) == 1  # no futile reconnects
-    assert_key_never_shown("sk_wrong_key_9f8e", caplog.text, str(first.value), str(second.value), repr(tts))
+    assert_key_never_shown("sk_wrong_key_9f8e", caplog.text, str(first.value), str(second), repr(tts))
 
 
 @mock_clock
 async def test_key_rejected_at_the_handshake_fails_session_entry():
     async with elevenlabs_emulator(auth="handshake") as emu:
-        with pytest.raises(ElevenLabsAuthError, match="HTTP 401"):
-            async with client(emu, api_key="nope").session():
-                pass
+        await refused_at_entry(client(emu, api_key="nope").session(), ElevenLabsAuthError, "HTTP 401")
         assert emu.rejected and emu.rejected[0][1] == 401
 
 
@@ -390,6 +386,5 @@ async def test_errors_raised_inside_the_session_come_out_unwrapped():
 @mock_clock
 async def test_connection_refused_is_a_tts_error():
     port = await port_nobody_listens_on(elevenlabs_emulator)
-    with pytest.raises(ElevenLabsConnectionError, match="cannot connect"):
-        async with ElevenLabsTTS(api_key="k", base_url=f"http://127.0.0.1:{port}").session():
-            pass
+    await refused_at_entry(ElevenLabsTTS(api_key="k", base_url=f"http://127.0.0.1:{port}").session(),
+                           ElevenLabsConnectionError, "cannot connect")

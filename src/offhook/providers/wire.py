@@ -50,7 +50,8 @@ def typed_object(raw: str | bytes) -> tuple[dict[str, Any], str]:
     return msg, kind
 
 
-def validated(models: Mapping[str, type[pydantic.BaseModel]], kind: str, msg: dict[str, Any]) -> pydantic.BaseModel | None:
+def validated(models: Mapping[str, type[pydantic.BaseModel]], kind: str,
+              msg: dict[str, Any]) -> pydantic.BaseModel | None:
     """msg as the SDK model for its type; None for a type not in `models`; ProtocolError if it does not fit."""
     model = models.get(kind)
     if model is None:

@@ -79,7 +79,8 @@ class WsConnectionRecord:
     hung: bool = False  # a hang fault: nothing more is sent
 
 
-async def close_and_record(conn: WsConnectionRecord, ws: trio_websocket.WebSocketConnection, code: int, reason: str) -> None:
+async def close_and_record(conn: WsConnectionRecord, ws: trio_websocket.WebSocketConnection, code: int,
+                           reason: str) -> None:
     """Close a WebSocket from the emulator's side, noting when and how on its connection record."""
     conn.closed_at = trio.current_time()
     conn.close_code, conn.close_reason = code, reason
