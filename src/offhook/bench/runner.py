@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -100,34 +101,42 @@ def run_step(start_server, step: Step, *, path: str = "/twilio/media", slots: in
              emulators: bool = False) -> dict:
     """Start a server (`start_server(spec)`, spec = the emulators' addresses or None), drive
     `step.calls` calls at it from a load-generator process, stop it; returns the merged measurements.
-    With `emulators`, the generator process also runs the provider emulators and starts first."""
+    With `emulators`, the provider emulators run in a third process, started first."""
     out = tempfile.NamedTemporaryFile(prefix="offhook-load-", suffix=".json", delete=False).name
     cmd = [sys.executable, "-m", "offhook.sim.load", "--calls", str(step.calls),
            "--seconds", str(step.seconds), "--warmup", str(step.warmup), "--mode", step.mode,
            "--slots", str(slots), "--json", out, "--announce"]
+    emu = None
     if emulators:
-        gen = subprocess.Popen([*cmd, "--emulators"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        line = gen.stdout.readline()
+        emu = subprocess.Popen([sys.executable, "-m", "offhook.bench.emuproc"], stdout=subprocess.PIPE, text=True)
+        line = emu.stdout.readline()
         if not line.startswith("EMULATORS "):
-            gen.kill()
-            raise BenchError(f"load generator did not start its emulators: {line.strip()!r}")
-        server = start_server(json.loads(line[len("EMULATORS "):]))
-        gen.stdin.write(f"GO ws://127.0.0.1:{server.port}{path}\n")
-        gen.stdin.flush()
-    else:
-        server = start_server(None)
-        gen = subprocess.Popen([*cmd, "--url", f"ws://127.0.0.1:{server.port}{path}"], stdout=subprocess.PIPE,
-                               text=True)
+            emu.kill()
+            raise BenchError(f"the emulators did not start: {line.strip()!r}")
+        spec = json.loads(line[len("EMULATORS "):])
+        threading.Thread(target=emu.stdout.read, daemon=True).start()  # never let its pipe fill up
+        cmd += ["--board-url", spec["board_url"]]
     try:
-        return _measure(server, gen, out)
+        server = start_server(spec if emulators else None)
+    except BaseException:
+        if emu is not None:
+            emu.kill()
+        raise
+    gen = subprocess.Popen([*cmd, "--url", f"ws://127.0.0.1:{server.port}{path}"], stdout=subprocess.PIPE, text=True)
+    try:
+        res = _measure(server, gen, out, emu)
     finally:
         if gen.poll() is None:
             gen.kill()
             gen.wait()
         server.stop()
+        if emu is not None:
+            emu.terminate()
+            emu.wait(10)
+    return res
 
 
-def _measure(server: ServerProc, gen: subprocess.Popen, out: str) -> dict:
+def _measure(server: ServerProc, gen: subprocess.Popen, out: str, emu: subprocess.Popen | None) -> dict:
     rss_idle = proc_rss(server.pid)
     base = server.snapshot()
     marks: dict[str, tuple[float, float, int]] = {}
@@ -136,6 +145,8 @@ def _measure(server: ServerProc, gen: subprocess.Popen, out: str) -> dict:
         if line.startswith("WINDOW "):
             edge = line.split()[1]
             marks[edge] = (time.monotonic(), proc_cpu(server.pid), proc_rss(server.pid))
+            if emu is not None:
+                marks["emu_" + edge] = (time.monotonic(), proc_cpu(emu.pid), 0)
             if edge == "start":
                 server.snapshot()          # lag samples restart here
             else:
@@ -167,6 +178,7 @@ def _measure(server: ServerProc, gen: subprocess.Popen, out: str) -> dict:
         "server_window": {k: v for k, v in window.items() if k not in ("lag_ms",)},
         "passed": p99 is not None and p99 <= LATE_LIMIT_MS and lost == 0,
         "loadavg": os.getloadavg()[0],
+        "emulators_cpu_window": ((marks["emu_end"][1] - marks["emu_start"][1]) / (w1 - w0)) if emu is not None else None,
     })
     return res
 

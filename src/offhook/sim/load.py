@@ -71,8 +71,8 @@ class LoadConfig:
     mode: str = "echo"            # "echo" | "call"
     slots: int = 10               # phases of the 20 ms period the calls are spread over
     lead_frames: int = 4          # the server pacer's lead (call mode: frames sent at once per utterance)
-    listen_timeout: float = 6.0   # call mode: say the next line after this long without an answer
-    quiet: float = 0.4            # call mode: agent silence that ends its reply
+    listen_timeout: float = 10.0  # call mode: say the next line after this long without an answer
+    quiet: float = 1.0            # call mode: agent silence that ends its reply (sentence pauses are shorter)
     grace: float = 0.5            # after the window, time for the last replies to arrive
     connect_timeout: float = 10.0
     headers: list[tuple[str, str]] = field(default_factory=list)
@@ -411,53 +411,47 @@ class LoadGenerator:
         }
 
 
-class EmulatorThread:
-    """The provider emulators (offhook.bench.emulated) on their own trio loop in a thread of this
-    process, so the emulated STT reads the ScriptBoard these callers write."""
+class RemoteBoard:
+    """The ScriptBoard of an emulator in another process, fed over its WebSocket (one JSON text frame
+    per line: tag, start, end, text). Blocking sends: one short message per caller line."""
 
-    def __init__(self) -> None:
-        import threading
-        self._ready = threading.Event()
-        self._box: dict = {}
-        self._thread = threading.Thread(target=self._main, name="emulators", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30) or "error" in self._box:
-            raise RuntimeError(f"emulators did not start: {self._box.get('error', 'timeout')}")
-        self.spec = self._box["spec"]
+    def __init__(self, url: str, timeout: float = 10.0):
+        u = urlsplit(url)
+        self.sock = socket.create_connection((u.hostname, u.port or 80), timeout=timeout)
+        req, accept = handshake_request(f"{u.hostname}:{u.port}", u.path or "/")
+        self.sock.sendall(req)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise WSError("board feed closed during the handshake")
+            buf += chunk
+        check_handshake_response(buf.partition(b"\r\n\r\n")[0], accept)
 
-    def _main(self) -> None:
-        import trio
+    def say(self, key: str, start: float, end: float, text: str) -> None:
+        self.sock.sendall(text_frame(json.dumps({"tag": key, "start": start, "end": end, "text": text})))
 
-        from offhook.bench.emulated import running_emulators
+    def forget(self, key: str) -> None:
+        pass  # the emulator keeps its board for its own lifetime (one benchmark step)
 
-        async def serve() -> None:
-            with trio.CancelScope() as scope:
-                async with running_emulators() as spec:
-                    self._box.update(spec={k: v for k, v in spec.items() if not k.startswith("_")},
-                                     token=trio.lowlevel.current_trio_token(), scope=scope)
-                    self._ready.set()
-                    await trio.sleep_forever()
+    def close(self) -> None:
         try:
-            trio.run(serve)
-        except BaseException as e:  # reported to the starting thread
-            self._box["error"] = repr(e)
-            self._ready.set()
-
-    def stop(self) -> None:
-        self._box["token"].run_sync_soon(self._box["scope"].cancel)
-        self._thread.join(10)
+            self.sock.sendall(close_frame())
+        except OSError:
+            pass
+        self.sock.close()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", help="ws://127.0.0.1:PORT/twilio/media (with --emulators: read from stdin)")
+    p.add_argument("--url", required=True, help="ws://127.0.0.1:PORT/twilio/media")
     p.add_argument("--calls", type=int, required=True)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--mode", choices=("echo", "call"), default="echo")
     p.add_argument("--slots", type=int, default=10)
     p.add_argument("--json", metavar="FILE", help="write the result here (default: stdout)")
-    p.add_argument("--emulators", action="store_true",
-                   help="also run the provider emulators here: print 'EMULATORS <json>', then wait for 'GO <url>'")
+    p.add_argument("--board-url", help="call mode: send each line's words to this ScriptBoard feed (ws://), "
+                                        "e.g. the Deepgram emulator's /emulator/board in another process")
     p.add_argument("--announce", action="store_true",
                    help="print WINDOW start/end lines on stdout (for an orchestrator sampling the server)")
 
@@ -466,25 +460,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m offhook.sim.load", description=__doc__.splitlines()[0])
     add_arguments(p)
     a = p.parse_args(argv)
-    emulators = None
-    if a.emulators:
-        emulators = EmulatorThread()
-        print("EMULATORS " + json.dumps(emulators.spec), flush=True)
-        line = sys.stdin.readline().split()
-        if len(line) != 2 or line[0] != "GO":
-            emulators.stop()
-            return 2
-        a.url = line[1]
-    elif not a.url:
-        p.error("--url is required (or --emulators)")
+    board = RemoteBoard(a.board_url) if a.board_url else BOARD
     announce = (lambda edge: print(f"WINDOW {edge}", flush=True)) if a.announce else None
-    gen = LoadGenerator(LoadConfig(a.url, a.calls, a.seconds, a.warmup, a.mode, a.slots), on_window=announce)
+    gen = LoadGenerator(LoadConfig(a.url, a.calls, a.seconds, a.warmup, a.mode, a.slots), on_window=announce,
+                        board=board)
     try:
         result = gen.run()
     finally:
         gen.close()
-        if emulators is not None:
-            emulators.stop()
+        if board is not BOARD:
+            board.close()
     text = json.dumps(result)
     if a.json:
         with open(a.json, "w") as f:
