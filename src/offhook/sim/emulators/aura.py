@@ -45,7 +45,7 @@ from offhook.audio import ulaw_decode, ulaw_encode
 from offhook.providers import aura_protocol as proto
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
 from offhook.sim.emulators.deepgram import DeepgramFront
-from offhook.sim.emulators.serving import (WsConnectionRecord, close_and_record, emulator_args, next_message,
+from offhook.sim.emulators.serving import (ConnectionSession, WsConnectionRecord, emulator_args, next_message,
                                            profile_of, send_whole, serve_connection, serve_until_interrupted,
                                            serving_websocket)
 from offhook.sim.voice import synthetic_voice
@@ -114,10 +114,10 @@ class AuraEmulator(DeepgramFront):
         await serve_connection(self, conn, ws, lambda nursery: _Session(self, conn, ws, nursery).run())
 
 
-class _Session:
+class _Session(ConnectionSession[AuraEmulator, EmuConnection]):
     def __init__(self, emu: AuraEmulator, conn: EmuConnection, ws: trio_websocket.WebSocketConnection,
                  nursery: trio.Nursery) -> None:
-        self.emu, self.conn, self.ws, self.nursery = emu, conn, ws, nursery
+        super().__init__(emu, conn, ws, nursery)
         self.rng = random.Random(emu.profile.seed * 1_000_003 + conn.index)
         self.buffer = ""
         self.jobs: deque[EmuJob] = deque()
@@ -135,9 +135,6 @@ class _Session:
         self.conn.sent.append((trio.current_time(), kind))
         await send_whole(self.ws, message)
         self.emu._poke()
-
-    async def close(self, code: int, reason: str) -> None:
-        await close_and_record(self.conn, self.ws, code, reason)
 
     async def run(self) -> None:
         self.nursery.start_soon(self.idle_watch)

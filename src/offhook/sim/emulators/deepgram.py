@@ -75,7 +75,7 @@ import trio_websocket
 from offhook.providers import deepgram_protocol as proto
 from offhook.sim.board import BOARD, Line, ScriptBoard
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
-from offhook.sim.emulators.serving import (Observable, WsConnectionRecord, close_and_record, emulator_args,
+from offhook.sim.emulators.serving import (ConnectionSession, Observable, WsConnectionRecord, emulator_args,
                                            next_message, profile_of, serve_connection, serve_until_interrupted,
                                            serving_websocket)
 
@@ -265,12 +265,12 @@ class DeepgramEmulator(DeepgramFront):
             self._poke()
 
 
-class _Session:
+class _Session(ConnectionSession[DeepgramEmulator, EmuConnection]):
     """One accepted connection: audio in, transcript messages out."""
 
     def __init__(self, emu: DeepgramEmulator, conn: EmuConnection, ws: trio_websocket.WebSocketConnection,
                  nursery: trio.Nursery) -> None:
-        self.emu, self.conn, self.ws, self.nursery = emu, conn, ws, nursery
+        super().__init__(emu, conn, ws, nursery)
         self.opt = conn.options
         self.bps = self.opt.bytes_per_second
         self.rng = random.Random(emu.profile.seed * 1_000_003 + conn.index)
@@ -319,9 +319,6 @@ class _Session:
             except trio_websocket.ConnectionClosed:
                 return
             self.emu._poke()
-
-    async def close(self, code: int, reason: str) -> None:
-        await close_and_record(self.conn, self.ws, code, reason)
 
     # -------------------------------------------------------- main loop
     async def run(self) -> None:

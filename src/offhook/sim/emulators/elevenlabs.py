@@ -45,7 +45,7 @@ import trio_websocket
 from offhook.audio import ulaw_encode
 from offhook.providers import elevenlabs_protocol as proto
 from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
-from offhook.sim.emulators.serving import (Observable, WsConnectionRecord, close_and_record, emulator_args,
+from offhook.sim.emulators.serving import (ConnectionSession, Observable, WsConnectionRecord, emulator_args,
                                            next_message, profile_of, send_whole, serve_connection,
                                            serve_until_interrupted, serving_websocket)
 
@@ -173,12 +173,12 @@ class ElevenLabsEmulator(Observable):
         await serve_connection(self, conn, ws, lambda nursery: _Session(self, conn, ws, nursery, header_key).run())
 
 
-class _Session:
+class _Session(ConnectionSession[ElevenLabsEmulator, EmuConnection]):
     """One accepted connection."""
 
     def __init__(self, emu: ElevenLabsEmulator, conn: EmuConnection, ws: trio_websocket.WebSocketConnection,
                  nursery: trio.Nursery, header_key: str | None) -> None:
-        self.emu, self.conn, self.ws, self.nursery = emu, conn, ws, nursery
+        super().__init__(emu, conn, ws, nursery)
         self.header_key = header_key
         self.live: dict[str, EmuContext] = {}
         self.rng = random.Random(emu.profile.seed * 1_000_003 + conn.index)
@@ -195,9 +195,6 @@ class _Session:
         # shielded: a frame cut in half by a close_context would corrupt the stream
         await send_whole(self.ws, text)
         self.emu._poke()
-
-    async def close(self, code: int, reason: str) -> None:
-        await close_and_record(self.conn, self.ws, code, reason)
 
     async def fail(self, message: str, error: str, code: int = 1008) -> None:
         await self.send(proto.error_message(message, error=error, code=code), "error", None)

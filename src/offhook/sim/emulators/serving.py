@@ -8,7 +8,7 @@ import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
+from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable, Generic, Protocol, TypeVar
 
 import trio
 import trio_websocket
@@ -43,6 +43,8 @@ class _WebSocketEmulator(Protocol):
 
 W = TypeVar("W", bound=_WebSocketEmulator)
 E = TypeVar("E")
+EmuT = TypeVar("EmuT", bound=Observable)
+ConnT = TypeVar("ConnT", bound="WsConnectionRecord")
 
 
 async def next_message(ws: trio_websocket.WebSocketConnection) -> str | bytes | None:
@@ -86,6 +88,17 @@ async def close_and_record(conn: WsConnectionRecord, ws: trio_websocket.WebSocke
     conn.close_code, conn.close_reason = code, reason
     with trio.move_on_after(1.0):
         await ws.aclose(code, reason)
+
+
+class ConnectionSession(Generic[EmuT, ConnT]):
+    """One accepted connection of a WebSocket emulator: its emulator, record, socket and the
+    nursery of its helper tasks; closing it from the service's side."""
+
+    def __init__(self, emu: EmuT, conn: ConnT, ws: trio_websocket.WebSocketConnection, nursery: trio.Nursery) -> None:
+        self.emu, self.conn, self.ws, self.nursery = emu, conn, ws, nursery
+
+    async def close(self, code: int, reason: str) -> None:
+        await close_and_record(self.conn, self.ws, code, reason)
 
 
 @asynccontextmanager
