@@ -145,11 +145,12 @@ async def short_call(base_ws: str, sid: str) -> None:
         for i in range(3):
             await ws.send_message(b.media(2 + i, i + 1, 20 * i, FRAME))
         await ws.send_message(b.stop(9, "AC1", sid))
-        try:
-            while True:
-                await ws.get_message()
-        except ConnectionClosed:
-            pass
+        with trio.fail_after(10):  # the server closes the socket after stop
+            try:
+                while True:
+                    await ws.get_message()
+            except ConnectionClosed:
+                pass
 
 
 async def health_of_each_worker(base: str, workers: int) -> dict[str, dict]:

@@ -24,9 +24,10 @@ class Recorded(EchoHandler):
         call.record = CallRecord(call.call_sid)
 
 
-async def until(pred):
-    while not pred():
-        await trio.sleep(0.02)
+async def until(pred, timeout=60):
+    with trio.fail_after(timeout):  # virtual seconds: a broken drain fails here instead of hanging
+        while not pred():
+            await trio.sleep(0.02)
 
 
 async def webhook(http, path, **params):

@@ -376,7 +376,7 @@ def test_streams_that_never_become_calls_are_counted_and_closed():
             async with open_websocket_url(url) as ws:  # connects, never starts: closed after 10 s
                 await ws.send_message(build_connected())
                 t0 = trio.current_time()
-                with pytest.raises(ConnectionClosed):
+                with pytest.raises(ConnectionClosed), trio.fail_after(12):
                     await ws.get_message()
                 assert trio.current_time() - t0 == pytest.approx(10.0, abs=0.1)
             await trio.sleep(0.1)
@@ -396,7 +396,7 @@ def test_a_line_that_goes_silent_without_closing_is_ended():
                 for i in range(5):
                     await ws.send_message(b.media(2 + i, i + 1, 20 * i, FRAME))
                 t0 = trio.current_time()
-                with pytest.raises(ConnectionClosed):
+                with pytest.raises(ConnectionClosed), trio.fail_after(15):
                     while True:  # greeting audio and marks come; we send nothing more
                         await ws.get_message()
                 waited = trio.current_time() - t0
