@@ -237,8 +237,7 @@ class _Session(ConnectionSession[AuraEmulator, EmuConnection]):
             await self.close(1011, fault.message if fault.message[:1].isupper() and "-" in fault.message[:9]
                              else f"NET-0000 {fault.message}")
         elif fault.kind == "close":
-            self.conn.closed_at = trio.current_time()
-            await self.ws._close_stream()  # a dropped TCP connection: no close frame
+            await self.drop()
         elif fault.kind == "hang":
             self.conn.hung = True
         elif fault.kind == "malformed":

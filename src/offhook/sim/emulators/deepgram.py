@@ -503,8 +503,7 @@ class _Session(ConnectionSession[DeepgramEmulator, EmuConnection]):
             self.out_send.send_nowait((now, proto.error_message(text, code=code)))
             self.out_send.send_nowait((now, (1011, f"{code} {text}")))
         elif fault.kind == "close":
-            self.conn.closed_at = trio.current_time()
-            await self.ws._close_stream()  # a dropped TCP connection: no close frame
+            await self.drop()
         elif fault.kind == "hang":
             self.conn.hung = True
         elif fault.kind == "malformed":

@@ -100,6 +100,11 @@ class ConnectionSession(Generic[EmuT, ConnT]):
     async def close(self, code: int, reason: str) -> None:
         await close_and_record(self.conn, self.ws, code, reason)
 
+    async def drop(self) -> None:
+        """A dropped TCP connection (the "close" fault): no close frame."""
+        self.conn.closed_at = trio.current_time()
+        await self.ws._close_stream()
+
 
 @asynccontextmanager
 async def serving_websocket(emu: W, host: str, port: int) -> AsyncIterator[W]:
