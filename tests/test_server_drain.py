@@ -54,7 +54,8 @@ def test_drain_lets_calls_finish_and_hands_new_calls_over():
                 assert "<Say>" + app.config.voicemail_prompt + "</Say>" in new.text
                 assert '<Record action="https://voice.example.com/twilio/after-stream"' in new.text
 
-                await app.drained.wait()
+                with trio.fail_after(60):
+                    await app.drained.wait()
                 drained_at = trio.current_time()
             res = results[-1]
             # the call ran as scripted: both lines said and echoed, and the caller hung up
@@ -94,7 +95,8 @@ def test_calls_still_going_at_the_drain_timeout_go_to_voicemail():
                 assert not app.drained.is_set()  # waiting for Twilio to ask what comes next
                 nxt = await webhook(http, "/twilio/after-stream", CallSid=caller.call_sid)
                 assert "<Say>" + app.config.voicemail_prompt + "</Say>" in nxt.text and "<Record" in nxt.text
-                await app.drained.wait()  # the server stops now
+                with trio.fail_after(60):
+                    await app.drained.wait()  # the server stops now
                 assert trio.current_time() - cut_at < 0.5
         assert results[0].ended_by == "server"
         assert any(kind == "closed_by_server" for _, kind, _ in results[0].timeline)
