@@ -260,6 +260,11 @@ class Observer:
                                 (b"cache-control", b"no-store"), *(headers or [])]})
         await send({"type": "http.response.body", "body": data})
 
+    async def _respond_page(self, send, html: str) -> None:
+        """A dashboard page, under its content security policy."""
+        await self._respond(send, 200, html, "text/html; charset=utf-8",
+                            [(b"content-security-policy", dashboard.CSP.encode())])
+
     async def _guard(self, scope, send, *, needs_token: bool) -> bool:
         if needs_token and not self.config.metrics_token:
             await self._respond(send, 403, "the dashboard shows callers' words: "
@@ -299,8 +304,7 @@ class Observer:
         html = await trio.to_thread.run_sync(
             lambda: dashboard.overview(compute(records, since, until), records, link, days=days,
                                        truncated=len(records) >= DASHBOARD_MAX_CALLS))
-        await self._respond(send, 200, html, "text/html; charset=utf-8",
-                            [(b"content-security-policy", dashboard.CSP.encode())])
+        await self._respond_page(send, html)
 
     async def _call_route(self, scope, receive, send) -> None:
         if not await self._guard(scope, send, needs_token=True):
@@ -312,8 +316,7 @@ class Observer:
         link = self._linker(scope)
         url = link(f"/recordings/{quote(sid)}.wav") if rec.recording_path else None
         html = await trio.to_thread.run_sync(lambda: dashboard.call_page(rec, link, url))
-        await self._respond(send, 200, html, "text/html; charset=utf-8",
-                            [(b"content-security-policy", dashboard.CSP.encode())])
+        await self._respond_page(send, html)
 
     async def _recording_route(self, scope, receive, send) -> None:
         if not await self._guard(scope, send, needs_token=True):
