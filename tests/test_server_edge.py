@@ -218,14 +218,15 @@ def test_media_before_start_and_megabyte_frames():
                 await ws.send_message(b.media(1, 1, 0, FRAME))  # before start: dropped
                 await ws.send_message(build_start(2, "MZx", "CAbig", "AC1", {}))
                 await ws.send_message(b.media(3, 1, 0, FRAME))
-                # over the cap: the server refuses it (1009) and ends the call; depending on timing the
-                # refusal reaches us while still sending or on the next read
+                # over the cap: the server sends close 1009 and ends the call at once. Its socket closes
+                # with the rest of our 2 MB unread, so depending on timing we see the 1009 or a reset
+                # (1006), while still sending or on the next read.
                 with pytest.raises(ConnectionClosed) as closed:
                     with trio.fail_after(5):
                         await ws.send_message("x" * 2_000_000)
                         while True:
                             await ws.get_message()
-                assert closed.value.reason.code == 1009
+                assert closed.value.reason.code in (1009, 1006)
             await trio.sleep(0.1)
             call = next(c for c in app.finished if c.call_sid == "CAbig")
             assert call.bad["media_before_start"] == 1 and call.bad["oversize"] == 1
