@@ -57,10 +57,11 @@ def steps(blocks: int, seed: int) -> list[dict]:
     out: list[dict] = [{"wait_for_agent": {"quiet": 0.5, "timeout": 10}}]
     for i in range(blocks):
         q = QUESTIONS[(seed + i) % len(QUESTIONS)]
-        out += [{"say": q}, {"wait_for_agent": {"quiet": 0.6, "timeout": 10}},
+        # patient waits (the longest answers run ~14 s): the only barge-ins are the scripted ones
+        out += [{"say": q}, {"wait_for_agent": {"quiet": 0.6, "timeout": 25}},
                 {"say": QUESTIONS[(seed + i + 3) % len(QUESTIONS)]},
                 {"barge_in": {"after": 0.4 + 0.15 * ((seed + i) % 5), "say": BARGE}},
-                {"wait_for_agent": {"quiet": 0.6, "timeout": 10}}]
+                {"wait_for_agent": {"quiet": 0.6, "timeout": 25}}]
     return out
 
 
