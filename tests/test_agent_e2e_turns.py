@@ -77,3 +77,20 @@ async def test_a_badly_heard_phone_number_is_confirmed_before_the_agent_acts_on_
     assert last[-1] == {"role": "user", "content": "My number is eight five oh six eight."}
     assert heard_after(result, result.lines[1].end) - result.lines[1].end <= 0.9
     assert len(call.record.turns) == 2
+
+
+@mock_clock
+async def test_a_short_answer_is_in_the_history_of_the_very_next_turn():
+    def responder(messages, system):
+        return "Okay." if len(messages) == 1 else "Sure, anything else?"
+
+    async with agent_rig(responder=responder) as rig:
+        result, call = await rig.call([GREETING, {"say": "I'd like a haircut."},
+                                       {"wait_for_agent": {"quiet": 0.3, "timeout": 10}},
+                                       {"say": "On Friday."}, AFTER])
+    # the caller spoke again within a second of the first answer ending
+    second = next(r for r in rig.llm.requests if r.body and r.body["messages"][-1]["content"] == "On Friday.")
+    assert second.body["messages"] == [{"role": "user", "content": "I'd like a haircut."},
+                                       {"role": "assistant", "content": "Okay."},
+                                       {"role": "user", "content": "On Friday."}]
+    assert [t.caller_text for t in call.record.turns] == ["I'd like a haircut.", "On Friday."]

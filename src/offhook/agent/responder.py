@@ -94,6 +94,7 @@ class Reply:
                                            on_first_audio=self._on_first_audio,
                                            openers=self.agent.shared.openers if self.kind == "llm" else None)
                     await self.speaker.run()
+                    nursery.cancel_scope.cancel()  # said and done: no stall timer left behind
         finally:
             self.finished.set()
 
