@@ -392,12 +392,13 @@ class AgentCall:
         if reply.turn is not None and reply.kind == "llm" and reply.speaking_started:
             self.turn_cpu_s.append(reply.cpu_s + reply.speaker.first_chunk_cpu_s)
             self.answered.append(reply)
+        usage = self.record.usage
         for u in reply.usages:
-            usage = self.record.usage
             usage.llm_input_tokens += u.input_tokens
-            usage.llm_output_tokens += u.output_tokens
             usage.llm_cache_read_tokens += u.cache_read_tokens
             usage.llm_cache_write_tokens += u.cache_write_tokens
+        # a stream cut off (barge-in, cancelled speculation) never sent its final usage: count deltas
+        usage.llm_output_tokens += reply.output_tokens
         if reply.speaker is not None:
             for att in reply.speaker.attempts:
                 self.add_tts_usage(att.voice.name, att.characters or len(att.sent))
