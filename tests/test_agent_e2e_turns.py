@@ -94,3 +94,19 @@ async def test_a_short_answer_is_in_the_history_of_the_very_next_turn():
                                        {"role": "assistant", "content": "Okay."},
                                        {"role": "user", "content": "On Friday."}]
     assert [t.caller_text for t in call.record.turns] == ["I'd like a haircut.", "On Friday."]
+
+
+@mock_clock
+async def test_caller_going_on_after_a_commit_but_before_any_answer_is_one_turn():
+    async with agent_rig() as rig:
+        result, call = await rig.call([GREETING, {"say": "I'd like to book a haircut."}, {"wait": 0.3},
+                                       {"say": "On Friday at ten."}, AFTER])
+    first, second = result.lines
+    # the first part looked finished and was committed, but the caller went on before the agent
+    # spoke: that reply was dropped unspoken and both parts became one turn
+    assert any(e.kind == "commit_retracted" for e in call.record.events)
+    assert result.agent_heard_between(first.end, second.end) == 0
+    assert [t.caller_text for t in call.record.turns] == ["I'd like to book a haircut. On Friday at ten."]
+    answered = [r for r in rig.llm.requests if r.body and r.body["messages"][-1]["content"] ==
+                "I'd like to book a haircut. On Friday at ten."]
+    assert answered and heard_after(result, second.end) - second.end <= 0.9
