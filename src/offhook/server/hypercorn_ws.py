@@ -9,11 +9,16 @@ up (trio-websocket waits 60 s). A caller could pin a server task this way with o
 The replacement below keeps processing events after the refusal (dropping the rest of the refused
 message), and tells the application at once with `websocket.disconnect` code 1009, so the call ends
 with a recorded reason and the connection is closed when the application returns.
+
+It also drops our close reply when it races hypercorn's own EOF at the end of a call (hypercorn sends
+EOF outside its send lock, so the reply raised BusyResourceError and logged a traceback per call).
 """
 from __future__ import annotations
 
 import importlib.metadata
 import logging
+
+import trio
 
 from hypercorn.protocol import ws_stream
 from wsproto.events import CloseConnection, Message, Ping
@@ -45,7 +50,12 @@ async def _handle_events(self) -> None:
             await self._send_wsproto_event(event.response())
         elif isinstance(event, CloseConnection):
             if self.connection.state == ConnectionState.REMOTE_CLOSING:
-                await self._send_wsproto_event(event.response())
+                try:
+                    await self._send_wsproto_event(event.response())
+                except trio.BusyResourceError:
+                    # hypercorn's _close() (app finished) sends EOF outside its send lock; when the
+                    # peer's close crosses it, our close reply is moot: the socket is going away
+                    pass
             await self.send(ws_stream.StreamClosed(stream_id=self.stream_id))
 
 
