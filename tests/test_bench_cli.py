@@ -19,7 +19,7 @@ def _check_step(row, mode):
         assert row["frames_received"] == row["frames_sent"]  # one answer per frame
     for key in ("server_cpu_per_call", "rss_per_call_kb", "server_rss_mb", "generator_cpu_window"):
         assert row[key] is not None and row[key] >= 0, key
-    for key in ("lateness_ms", "lag_ms", "ticker_late_ms"):
+    for key in ("lateness_ms", "outbound_lateness_ms", "lag_ms", "ticker_late_ms"):
         assert set(row[key]) == {"p50", "p95", "p99", "max"}, key
         assert row[key]["p99"] is not None, key
 

@@ -139,12 +139,15 @@ def measure(calls: int = 10, per_call: int = 10, false_per_call: int = 6, seed: 
             if any(b.onset <= t <= b.onset + FALSE_WINDOW_S for t in clears):
                 false_clears += 1
                 kinds[kind][0] += 1
-    server = [b.reaction for b in raw.get("server_barge_ins", []) if b.reaction is not None]
+    server_records = raw.get("server_barge_ins", [])
+    server = [b.reaction for b in server_records if b.reaction is not None]
+    outcomes = {k: sum(1 for b in server_records if b.outcome == k) for k in ("true", "false", "pending")}
     ms = lambda d: {k: (v * 1000 if v is not None else None) for k, v in d.items()}
     return {
         "barge_ins": len(clear) + missed, "missed": missed,
         "onset_to_clear_ms": ms(percentiles(clear)), "onset_to_audio_stopped_ms": ms(percentiles(stopped)),
         "server_onset_to_clear_sent_ms": ms(percentiles(server)),
+        "server_outcomes": outcomes,  # the agent's own verdict on each barge-in it acted on
         "false_set": events, "false_barge_ins": false_clears,
         "false_rate": false_clears / events if events else None,
         "false_by_kind": {k: {"stopped_agent": v[0], "events": v[1]} for k, v in kinds.items()},
@@ -166,7 +169,9 @@ def render(r: dict) -> str:
     k = r["false_by_kind"]
     text += (f"\nfalse barge-ins: {r['false_barge_ins']} of {r['false_set']} "
              f"({fmt(r['false_rate'], '.0%')}): coughs {k['cough']['stopped_agent']}/{k['cough']['events']}, "
-             f"backchannels {k['backchannel']['stopped_agent']}/{k['backchannel']['events']}")
+             f"backchannels {k['backchannel']['stopped_agent']}/{k['backchannel']['events']}"
+             f"\nthe agent's verdicts on the barge-ins it acted on: {r['server_outcomes']['true']} true, "
+             f"{r['server_outcomes']['false']} false (resumed), {r['server_outcomes']['pending']} pending")
     return text
 
 

@@ -70,7 +70,7 @@ def render(out: dict) -> str:
         rows.append([name, str(r["max_calls"]), str(r["first_failing"] or "-"),
                      fmt(r["cpu_per_call"] and r["cpu_per_call"] * 100, ".3f", "%"),
                      fmt(r["calls_per_core_by_cpu"], ".0f"), fmt(m.get("rss_per_call_kb"), ".1f", " kB"),
-                     fmt(m.get("lateness_ms", {}).get("p99"), ".2f", " ms"),
+                     fmt((m.get("outbound_lateness_ms") or {}).get("p99"), ".2f", " ms"),
                      fmt((m.get("lag_ms") or {}).get("p99"), ".2f", " ms")])
     text = table(["server", "max calls/core", "first failing N", "CPU/call", "calls/core by CPU", "RSS/call",
                   "p99 late @max", "loop lag p99 @max"], rows)

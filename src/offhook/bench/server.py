@@ -20,13 +20,53 @@ from offhook.bench.wsservers import free_port
 from offhook.server.app import OffhookApp
 from offhook.server.config import Config
 from offhook.server.run import serve_app
+from offhook.sim.load import percentiles
+from offhook.twilio.pacer import Ticker
+
+
+class ProbeTicker(Ticker):
+    """The server's 20 ms ticker, also measuring outbound frame lateness: for each pacer woken by a
+    tick, the time from that tick's deadline to the moment the pacer is done writing its frames
+    (when it next waits for a tick). Never rests (a benchmark server is never idle)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deadline = 0.0
+        self.samples: list[float] = []
+        self._woke: dict = {}
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        due = trio.current_time()
+        task_status.started()
+        while True:
+            due += self.period
+            await trio.sleep_until(due)
+            self.deadline = due
+            self.ticks += 1
+            self._lot.unpark_all()
+
+    async def wait(self) -> None:
+        task = trio.lowlevel.current_task()
+        woke = self._woke.pop(task, None)
+        # a pacer whose queue ran empty waited for new audio, not for the next tick: its entry is
+        # stale. Told apart by age: 3 ticks (a pacer still writing 60 ms after its tick is counted
+        # up to that; worse overload shows in the event-loop lag and at the caller)
+        if woke is not None and self.ticks - woke[1] <= 3:
+            self.samples.append(trio.current_time() - woke[0])
+        await super().wait()
+        self._woke[task] = (self.deadline, self.ticks)
+
+    def take(self) -> list[float]:
+        s, self.samples = self.samples, []
+        return s
 
 
 class CallCounters:
     """Frame counts over live and finished calls, read at each probe snapshot."""
 
-    def __init__(self, app: OffhookApp, counters: Counters):
+    def __init__(self, app: OffhookApp, counters: Counters, ticker: ProbeTicker):
         self.app = app
+        self.ticker = ticker
         self.c = counters
         self.done_in = self.done_out = self.done_late = 0
         app.call_started_hooks.append(self._started)
@@ -46,7 +86,10 @@ class CallCounters:
         self.c.frames_in = self.done_in + sum(c.frames_in for c in live)
         self.c.frames_out = self.done_out + sum(c.pacer.frames_sent for c in live)
         ends = [c.end_reason for c in self.app.finished]
-        return {"pacer_late_frames": self.done_late + sum(c.pacer.late_frames for c in live),
+        late = self.ticker.take()
+        return {"tick_lateness_ms": {k: v * 1000 if v is not None else None for k, v in percentiles(late).items()},
+                "tick_lateness_samples": len(late),
+                "pacer_late_frames": self.done_late + sum(c.pacer.late_frames for c in live),
                 "active_calls": len(live), "errors": sum(1 for r in ends if r == "error_internal")}
 
 
@@ -70,8 +113,9 @@ async def handler_factory(config: Config, spec: dict):
 async def main_async(config: Config, spec: dict, stats: str) -> None:
     counters = Counters()
     async with handler_factory(config, spec) as factory:
-        app = OffhookApp(config, factory)
-        calls = CallCounters(app, counters)
+        ticker = ProbeTicker()
+        app = OffhookApp(config, factory, ticker=ticker)
+        calls = CallCounters(app, counters, ticker)
         async with trio.open_nursery() as nursery:
             await nursery.start(serve_app, app, config.host, config.port)
             await serve_probe(counters, stats, config.port, extra=calls.snapshot)

@@ -31,7 +31,7 @@ def summary_row(name: str, res: dict) -> list[str]:
     m = res["at_max"] or {}
     return [name, str(res["max_calls"]), fmt(res["cpu_per_call"] and res["cpu_per_call"] * 100, ".3f", "%"),
             fmt(res["calls_per_core_by_cpu"], ".0f"), fmt(m.get("rss_per_call_kb"), ".1f", " kB"),
-            fmt(m.get("lateness_ms", {}).get("p99"), ".2f", " ms"),
+            fmt((m.get("outbound_lateness_ms") or {}).get("p99"), ".2f", " ms"),
             fmt((m.get("lag_ms") or {}).get("p99"), ".2f", " ms"),
             fmt(m.get("generator_cpu_window") and m["generator_cpu_window"] * 100, ".0f", "%")]
 
