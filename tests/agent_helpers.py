@@ -93,10 +93,13 @@ class Rig:
         """The text each call utterance sent to a voice."""
         return ["".join(c.texts) for c in self.contexts(fallback)]
 
-    async def call(self, steps, **kw):
+    async def call(self, steps, wrap=None, **kw):
+        """One simulated call; `wrap(caller)` may adjust the SimCaller before it dials."""
         kw.setdefault("call_sid", "CA" + uuid.uuid4().hex)  # the STT emulator's board is keyed by it
         caller = SimCaller(self.app.base_ws + "/twilio/media", from_dict({"steps": steps}), auth_token=TOKEN,
                            signed_url=SIGNED_URL, **kw)
+        if wrap is not None:
+            caller = wrap(caller)
         result = await caller.run()
         # the server finishes the call (and its record) once the socket is gone
         with trio.fail_after(10):

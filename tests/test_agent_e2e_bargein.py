@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from agent_helpers import agent_rig, heard_after, heard_spans, mock_clock
+from offhook.audio import ulaw_decode, ulaw_encode, ulaw_level_db
 from offhook.sim.emulators.plan import LatencyProfile
 
 pytestmark = pytest.mark.timeout(60)
@@ -131,3 +132,42 @@ async def test_false_barge_in_resumes_the_unheard_part(tmp_path):
     follow_up = request_for(rig, "Where are you located?")[-1].body["messages"]
     assert follow_up[-2]["role"] == "assistant" and follow_up[-2]["content"].split() == interrupted.split()
     assert len(rec.turns) == 2
+
+
+class EchoLine:
+    """What the simulated caller sends while silent: the agent's own voice coming back down the
+    line 15 dB quieter, one frame late (a phone hybrid's echo), instead of plain line noise."""
+
+    def __init__(self, caller, loss_db=15.0):
+        self.caller, self.gain = caller, 10 ** (-loss_db / 20)
+        self.silence = ulaw_encode(b"\x00\x00" * 160)
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, _):
+        played = self.caller.playout.played
+        if not played or played[-1][0] < self.caller._tick - 2:
+            return self.silence
+        pcm = np.frombuffer(ulaw_decode(played[-1][1]), dtype="<i2").astype(np.float64) * self.gain
+        return ulaw_encode(pcm.astype("<i2").tobytes())
+
+
+@mock_clock
+async def test_the_agents_own_echo_does_not_barge_in():
+    async with agent_rig() as rig:
+        echoes = []
+
+        def with_echo(caller):
+            caller._noise = EchoLine(caller)
+            echoes.append(caller)
+            return caller
+
+        result, call = await rig.call([GREETING, {"say": QUESTION}, AFTER], wrap=with_echo)
+    # the caller's line carried the agent's voice back the whole time it talked ...
+    loud_echo = [f for f in result.caller_frames[round(result.lines[0].end / 0.02):] if ulaw_level_db(f) > -45]
+    assert len(loud_echo) > 50
+    # ... and the agent neither stopped for it nor took it for a turn
+    assert result.clears == 0 and call.record.barge_ins == []
+    answer = [s for s in heard_spans(result, gap_ticks=15) if s[0] >= result.lines[0].end]
+    assert len(answer) == 1 and len(call.record.turns) == 1
