@@ -6,6 +6,7 @@ loopback sockets so that it takes seconds rather than a minute; what is checked 
 heard and what was stored, through the demo's own outcome checks."""
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 from trio.testing import MockClock
@@ -39,11 +40,20 @@ def outcome(tmp_path_factory):
     lines: list[str] = []
     config = demo.demo_config(str(data), False, {}, 0, "demo-test-token-0123456789abcdef")
 
+    pages = {}
+
+    async def visit(o):  # the URLs the summary prints, while the demo's server still runs
+        async with httpx.AsyncClient() as http:
+            for name, url in (("dashboard", o.dashboard.split("/call/")[0] + "?" + o.dashboard.split("?")[1]),
+                              ("call", o.dashboard), ("no token", o.dashboard.split("?")[0])):
+                pages[name] = await http.get(url)
+
     async def main():
-        return await demo.run_demo(config, from_dict(SHORT_CALL), EXPECT, out=lines.append, env={})
+        return await demo.run_demo(config, from_dict(SHORT_CALL), EXPECT, out=lines.append, env={},
+                                   while_serving=visit)
 
     o = trio.run(main, clock=MockClock(autojump_threshold=0.005))
-    o.printed = lines
+    o.printed, o.pages = lines, pages
     return o
 
 
@@ -84,7 +94,16 @@ def test_what_was_stored_and_reported(outcome):
                  outcome.wav_path, "calls.sqlite3", "/dashboard/call/" + rec.call_sid):
         assert text in summary
     printed = "\n".join(outcome.printed)
-    assert "caller: my name is maple" in printed and "agent (" in printed and "[interrupted]" in printed
+    assert "caller: my name is maple" in printed and "agent (" in printed
+    cut = [l for l in outcome.printed if "[interrupted" in l]
+    assert len(cut) == 1 and "We're open" in cut[0] and "closed on Sunday" not in cut[0]  # what was heard
+
+
+def test_the_printed_dashboard_urls_serve_the_call(outcome):
+    assert outcome.pages["dashboard"].status_code == 200
+    call = outcome.pages["call"]
+    assert call.status_code == 200 and "what are your opening hours" in call.text
+    assert outcome.pages["no token"].status_code == 401  # the token in the printed URL is what lets you in
 
 
 def test_a_missed_expectation_fails_the_demo(outcome):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Callable
+from urllib.parse import quote
 
 import trio
 import yaml
@@ -245,35 +246,43 @@ class Transcript:
         self.out = out
         self.call = None              # the server's MediaCall, once it started
         self.printed: set[int] = set()
-        self.latency: float | None = None
-        self.barged = False
+        self.barged = False           # a barge-in line is being said, or its reply awaited
+        self.barge_line_said = False
 
     def on_call(self, call) -> None:
         self.call = call
 
     def flush(self, final: bool = False) -> None:
+        """Print the replies that are over: all but the latest turn, and the latest too unless the
+        caller is talking over it right now (then what the caller heard of it is not known yet)."""
         rec = getattr(self.call, "record", None)
         if rec is None:
             return
+        last = rec.turns[-1].index if rec.turns else None
         for t in rec.turns:
             text = t.agent_text_heard or t.agent_text_generated
             if t.index in self.printed or not text or (not final and t.first_frame_sent is None):
+                continue
+            if t.index == last and self.barged and not final:
                 continue
             self.printed.add(t.index)
             if t.caller_text:
                 self.out(f"{'':>8}  (recognised: {t.caller_text!r})")
             lat = t.first_audio_latency
             tag = f"agent ({lat * 1000:.0f} ms)" if lat is not None else "agent"
-            cut = "  [interrupted]" if t.interrupted else ""
+            cut = "  [interrupted: this is what the caller heard]" if t.interrupted else ""
             at = (t.first_frame_sent if t.first_frame_sent is not None else 0.0)
             self.out(f"{at:7.1f}s  {tag}: {text}{cut}")
 
     def on_event(self, t: float, kind: str, detail: str) -> None:
         if kind == "say":
+            if self.barged and self.barge_line_said:  # the line after the barge-in: all settled now
+                self.barged = self.barge_line_said = False
             self.flush()
             self.out(f"{t:7.1f}s  caller: {detail}")
+            self.barge_line_said = self.barged
         elif kind == "barge_in":
-            self.flush()
+            self.barged = True  # the reply being talked over is printed once it is settled
             self.out(f"{t:7.1f}s  caller talks over the agent:")
         elif kind == "clear":
             self.out(f"{t:7.1f}s  -- agent audio cleared ({detail})")
@@ -286,6 +295,9 @@ class Transcript:
 
 # ---------------------------------------------------------------- running it
 def demo_config(data_dir: str, real: bool, env: dict, port: int, token: str, **overrides) -> Config:
+    # the dashboard shows callers' words, so it needs a token: one for this run unless one is set
+    overrides.setdefault("metrics_token", (env.get("OFFHOOK_METRICS_TOKEN") if real else None)
+                         or secrets.token_urlsafe(16))
     return Config.load(env=env if real else {}, host="127.0.0.1", port=port, data_dir=data_dir,
                        public_url=f"http://127.0.0.1:{port}", twilio_auth_token=token, validate_signatures=True,
                        recording_sample_rate=1.0, mode="agent", **overrides)
@@ -293,9 +305,10 @@ def demo_config(data_dir: str, real: bool, env: dict, port: int, token: str, **o
 
 async def run_demo(config: Config, scenario: Scenario, expect: dict, *, out: Callable[[str], None] = print,
                    providers=None, env: dict | None = None, voice=None, keep_serving: bool = False,
-                   ready: Callable[[str], None] | None = None) -> DemoOutcome:
+                   ready: Callable[[str], None] | None = None, while_serving=None) -> DemoOutcome:
     """The whole demo call on a running trio loop. `providers` overrides build_providers (tests use
-    emulated ones); `voice` the caller's voice (default: the local TTS, else a synthetic voice)."""
+    emulated ones); `voice` the caller's voice (default: the local TTS, else a synthetic voice);
+    `while_serving(outcome)` is awaited after the call, while the server and dashboard still run."""
     from offhook.agent.factory import agent_handler_factory
     from offhook.observe.observer import Observer
     from offhook.server.app import OffhookApp
@@ -316,7 +329,8 @@ async def run_demo(config: Config, scenario: Scenario, expect: dict, *, out: Cal
             app.call_started_hooks.append(transcript.on_call)
             async with trio.open_nursery() as nursery:
                 base = await nursery.start(serve_app, app, config.host, config.port)
-                dashboard = f"{base}/dashboard"
+                auth = f"?token={quote(config.metrics_token)}"
+                dashboard = f"{base}/dashboard{auth}"
                 if ready:
                     ready(base)
                 names = getattr(providers, "names", None)
@@ -341,12 +355,14 @@ async def run_demo(config: Config, scenario: Scenario, expect: dict, *, out: Cal
                 result.write_json(str(timeline))
                 outcome = DemoOutcome(result, record, check_outcome(result, record, expect), str(wav), str(timeline),
                                       store=_store_desc(config, result.call_sid),
-                                      dashboard=f"{dashboard}/call/{result.call_sid}")
+                                      dashboard=f"{base}/dashboard/call/{result.call_sid}{auth}")
                 if record is not None:
                     usage, outcome.cost_estimated = real_price_usage(record)
                     outcome.real_cost = CostLedger(config.prices).cost(usage)
                     if record.recording_path:
                         outcome.recording = str(data / "recordings" / record.recording_path)
+                if while_serving is not None:
+                    await while_serving(outcome)
                 if keep_serving:
                     out(render_summary(outcome))
                     out(f"\nserving on {base} (dashboard {dashboard}); Ctrl-C to stop")
@@ -409,6 +425,14 @@ def run(args: argparse.Namespace) -> int:
                                             keep_serving=args.keep_serving))
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a crash is a failed demo too: say what broke, in one line, then the trace
+        leaf = e
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        import traceback
+        traceback.print_exception(e, file=sys.stderr)
+        print(f"\noffhook demo: the demo call crashed: {type(leaf).__name__}: {leaf}", file=sys.stderr)
+        return 1
     print(render_summary(outcome))
     if not outcome.ok:
         failed = [c for c in outcome.checks if not c.ok]
