@@ -24,7 +24,7 @@ def rows():
     floor = _measure([sys.executable, "-m", "offhook.bench.wsservers", "--lib", "hypercorn"], "echo")
     full = _measure([sys.executable, "-m", "offhook.bench.server", "--mode", "echo"], "call")
     for name, r in (("floor", floor), ("full", full)):
-        print(f"\n{name:5} CPU/call {r['server_cpu_per_call'] * 100:.3f}%  p99 late {r["outbound_lateness_ms"]["p99"]:.2f} ms "
+        print(f"\n{name:5} CPU/call {r['server_cpu_per_call'] * 100:.3f}%  p99 late {r['outbound_lateness_ms']['p99']:.2f} ms "
               f"lag p99 {r['lag_ms']['p99']:.2f} ms  RSS/call {r['rss_per_call_kb']:.1f} kB  lost {r['lost']}")
     return floor, full
 
