@@ -91,7 +91,7 @@ async def test_tts_hang_mid_sentence_the_watchdog_ends_the_dead_air():
     # the primary's audio ran out, the line went quiet, and after ~1 s the fallback voice went on
     gap = spans[1][0] - spans[0][1]
     assert 1.0 <= gap <= 1.0 + 0.1 + 0.25 + 0.1
-    assert any(e.kind == "watchdog" and "dead air" in e.detail for e in call.record.events)
+    assert any(e.kind == "watchdog:dead_air" and "dead air" in e.detail for e in call.record.events)
     assert_greeting_continued(rig, call)
 
 
@@ -102,7 +102,7 @@ async def test_stt_silent_while_the_caller_talks_the_watchdog_restarts_the_strea
         result, call = await rig.call([GREETING, {"say": "Hello? Hello? Can anybody hear me? Hello?"},
                                        {"wait": 9.0}, {"say": QUESTION},
                                        {"wait_for_agent": {"quiet": 0.8, "timeout": 15}}])
-    restarts = [e for e in call.record.events if e.kind == "watchdog" and "STT" in e.detail]
+    restarts = [e for e in call.record.events if e.kind == "watchdog:stt_silent" and "STT" in e.detail]
     assert len(restarts) == 1 and restarts[0].at >= 10.0
     assert len(rig.stt.for_tag(result.call_sid)) == 2  # a fresh connection after the restart
     # the question after the restart was heard and answered (late: the emulator places a new

@@ -587,14 +587,14 @@ class AgentCall:
                     dry_since = max(self.pacer.play_end, att.owed_since or now)
                 if now - dry_since > DEAD_AIR_S:
                     att.fail_reason = f"watchdog: {now - dry_since:.1f} s of dead air while speaking"
-                    self.event("watchdog", f"dead air on {att.voice.name}: switching voice")
+                    self.event("watchdog:dead_air", f"dead air on {att.voice.name}: switching voice")
                     att.scope.cancel()
                     dry_since = None
             else:
                 dry_since = None
             if (self.stt is not None and now - self.last_stt_at > STT_SILENT_S
                     and self.voiced_since_stt_ms >= 500):
-                self.event("watchdog", f"STT silent {now - self.last_stt_at:.1f} s while the caller spoke;"
+                self.event("watchdog:stt_silent", f"STT silent {now - self.last_stt_at:.1f} s while the caller spoke;"
                            " restarting the stream")
                 self._restart_stt()
 
@@ -604,6 +604,9 @@ class AgentCall:
         stt = self.stt
         usage.stt_seconds = self._stt_seconds_closed + (stt.audio_seconds if stt is not None else 0.0)
         usage.twilio_seconds = trio.current_time() - self.call.t0
+        # the price table is keyed by these (unknown names are priced at the paid default)
+        usage.stt_provider = getattr(self.shared.providers.stt, "name", "")
+        usage.llm_model = getattr(self.llm, "model", "") or getattr(self.llm, "name", "")
         if self.spec_starts:
             self.record.events.append(EventRecord(
                 "speculative_summary", usage.twilio_seconds,
