@@ -5,7 +5,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from offhook.twilio.pacer import Pacer, Ticker
+from offhook.twilio.pacer import Pacer, Ticker, Utterance
 from offhook.twilio.protocol import OutboundBuilder
 
 
@@ -189,3 +189,19 @@ def test_ticker_rests_while_nobody_waits_and_keeps_its_grid():
             assert trio.current_time() - t0 == pytest.approx(1.04) and ticker.ticks == 2
             n.cancel_scope.cancel()
     run(main)
+
+
+def test_heard_text_counts_a_word_heard_once_its_letters_played_even_before_its_punctuation():
+    # character alignment: "Sure," then a space then "we"; a word cut mid-way is not heard
+    u = Utterance(1, "Sure, we")
+    u.alignment = [(c, i * 50.0, i * 50.0 + 50.0) for i, c in enumerate("Sure, we")]
+    assert u.heard_text(150.0) == ""          # "Sur" played: cut mid-word
+    assert u.heard_text(200.0) == "Sure"      # letters done, comma not yet
+    assert u.heard_text(250.0) == "Sure,"
+    assert u.heard_text(320.0) == "Sure,"     # "w" of "we" only
+    assert u.heard_text(400.0) == "Sure, we"
+    # word alignment whose pieces carry their punctuation but not the following space
+    w = Utterance(2, "Sure, we open.")
+    w.alignment = [("Sure,", 0.0, 200.0), (" ", 200.0, 220.0), ("we ", 220.0, 400.0), ("open.", 400.0, 600.0)]
+    assert w.heard_text(210.0) == "Sure,"
+    assert w.heard_text(599.0) == "Sure, we"

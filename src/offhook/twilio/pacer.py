@@ -102,9 +102,14 @@ class Utterance:
             words = self.text.split()
             return " ".join(words[: int(len(words) * frac + 1e-9)])
         # alignment pieces (characters or words) concatenate to the spoken text
-        text = "".join(t for t, _, end in self.alignment if end <= heard_ms)
-        if len(text) < sum(len(t) for t, _, _ in self.alignment) and text and not text[-1].isspace():
-            text = text[: text.rfind(" ") + 1] if " " in text else ""  # a word cut mid-way was not heard
+        heard = [t for t, _, end in self.alignment if end <= heard_ms]
+        text = "".join(heard)
+        rest = self.alignment[len(heard):]
+        nxt = rest[0][0][:1] if rest else ""
+        if text and nxt and not text[-1].isspace() and (nxt.isalnum() or nxt in "'’-"):
+            # the next unheard piece continues the last word: a word cut mid-way was not heard (its
+            # trailing punctuation is silent, so a word is heard once its letters have played)
+            text = text[: text.rfind(" ") + 1] if " " in text else ""
         return text.rstrip()
 
 
