@@ -33,6 +33,7 @@ class ProbeTicker(Ticker):
         super().__init__()
         self.deadline = 0.0
         self.samples: list[float] = []
+        self.overruns = 0
         self._woke: dict = {}
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -48,17 +49,22 @@ class ProbeTicker(Ticker):
     async def wait(self) -> None:
         task = trio.lowlevel.current_task()
         woke = self._woke.pop(task, None)
-        # a pacer whose queue ran empty waited for new audio, not for the next tick: its entry is
-        # stale. Told apart by age: 3 ticks (a pacer still writing 60 ms after its tick is counted
-        # up to that; worse overload shows in the event-loop lag and at the caller)
-        if woke is not None and self.ticks - woke[1] <= 3:
-            self.samples.append(trio.current_time() - woke[0])
+        # Counted only when the pacer is back before the next tick. A later return is either a pacer
+        # still writing (overload: the event-loop lag shows it) or one whose queue ran empty and which
+        # waited for new audio, not for a tick (the agent's own pauses): the two cannot be told apart
+        # here, so they are only counted, as `tick_overruns`.
+        if woke is not None:
+            if self.ticks == woke[1]:
+                self.samples.append(trio.current_time() - woke[0])
+            else:
+                self.overruns += 1
         await super().wait()
         self._woke[task] = (self.deadline, self.ticks)
 
-    def take(self) -> list[float]:
+    def take(self) -> tuple[list[float], int]:
         s, self.samples = self.samples, []
-        return s
+        o, self.overruns = self.overruns, 0
+        return s, o
 
 
 class CallCounters:
@@ -86,9 +92,9 @@ class CallCounters:
         self.c.frames_in = self.done_in + sum(c.frames_in for c in live)
         self.c.frames_out = self.done_out + sum(c.pacer.frames_sent for c in live)
         ends = [c.end_reason for c in self.app.finished]
-        late = self.ticker.take()
+        late, overruns = self.ticker.take()
         return {"tick_lateness_ms": {k: v * 1000 if v is not None else None for k, v in percentiles(late).items()},
-                "tick_lateness_samples": len(late),
+                "tick_lateness_samples": len(late), "tick_overruns": overruns,
                 "pacer_late_frames": self.done_late + sum(c.pacer.late_frames for c in live),
                 "active_calls": len(live), "errors": sum(1 for r in ends if r == "error_internal")}
 
