@@ -18,7 +18,9 @@ lines' times, produces what Deepgram would:
   `speech_final: true` once `endpointing` ms of audio without a new word follow the utterance's
   last word; otherwise every `segment_s` (3 s) of audio a segment is finalised with the words
   completed so far; in silence that is an empty final, as the service sends (which is also how a
-  client can tell the socket is alive while nobody speaks).
+  client can tell the socket is alive while nobody speaks). A word still in progress is not cut:
+  the segment ends where it starts, and it comes in the next one (a word belongs to the segment
+  in which it ends), exactly once.
 - `UtteranceEnd` (utterance_end_ms set) after that much audio without a new word following the
   last finalised word.
 - `Finalize` flushes the words begun so far as an is_final with `from_finalize: true`.
@@ -30,12 +32,15 @@ punctuated words when `punctuate` or `smart_format` is on. Times are on the conn
 clock (0 = its first audio byte).
 
 After a reconnect the client may replay audio the previous connection heard. A recogniser goes by
-the audio, and so does the emulator: it places a new connection of a tag on the call's timeline by
-finding its first audio message in the audio heard on earlier connections (nearest to the end of
-the last final it sent, since noise may repeat; it keeps the last 60 s per tag for this). Audio it
-has never heard (the client kept less than the outage, or does not replay) is placed by time: the
-burst of it ends at the live edge of the call's audio, which runs in real time from the tag's
-first audio; so its placement is as exact as the client's real-time pacing.
+the audio, and so does the emulator, with the clock to tell repeats apart: it places a new
+connection of a tag on the call's timeline from its first burst of audio (messages less than 10 ms
+apart: a replay, or just the first live message). The burst ends at the live edge of the call's
+audio, which runs in real time from the tag's first audio: that puts its start to within the
+client's pacing. If audio heard on earlier connections (the last 60 s per tag are kept) matches
+the burst within PLACE_WITHIN_S (0.3 s) of there, the burst goes exactly where it matches (the
+nearest match: line noise that repeats every second also matches a second off, which is why the
+clock decides among matches); otherwise the audio was never heard (the client kept less than the
+outage, or does not replay, or restarted its stream) and goes where the clock puts it.
 
 Handshake: path `/v1/listen`; `Authorization: Token <key>` (or `Bearer <key>`, or the
 `Sec-WebSocket-Protocol: token, <key>` form); no or a wrong key -> HTTP 401 with Deepgram's JSON
@@ -84,6 +89,11 @@ __all__ = ["DeepgramEmulator", "DeepgramFront", "EmuConnection", "deepgram_emula
 DEFAULT_PROFILE = LatencyProfile(first_s=0.15, gap_s=0.25)
 KEEP_HEARD_S = 60.0
 BURST_GAP_S = 0.01  # audio arriving this much after the previous message is live, not a replay burst
+# How far from where the clock puts a new connection's audio its match in the audio heard may be:
+# the client's pacing error. Well under half a second, because line noise can repeat every second
+# (offhook.sim.voice.comfort_noise) and then matches a second too early as well.
+PLACE_WITHIN_S = 0.3
+FINGERPRINT_S = 0.1   # the audio searched for (then compared over all of the burst that was heard)
 _WORD = re.compile(r"\S+")
 _STRIP = re.compile(r"[^\w']+")
 
@@ -143,21 +153,25 @@ class _Heard:
     def __init__(self) -> None:
         self.audio = bytearray()
         self.base = 0                 # call byte position of audio[0]
-        self.confirmed = 0            # call byte position of the end of the last final sent
         self.clock_start: float | None = None  # trio time of call audio position 0 (audio is real time)
 
     @property
     def end(self) -> int:
         return self.base + len(self.audio)
 
-    def find(self, probe: bytes) -> int | None:
-        """Where on the call's timeline audio starting with `probe` was heard (nearest the end of
-        the last final if noise makes it ambiguous), or None."""
-        hits, i = [], self.audio.find(probe)
+    def find(self, burst: bytes, near: int, within: int, fingerprint: int) -> int | None:
+        """The call byte position, at most `within` from `near`, where audio starting like `burst`
+        was heard (all of the burst that overlaps the audio heard equal, and at least
+        `fingerprint` bytes of it); the nearest to `near` if several; None if nowhere."""
+        probe = burst[:fingerprint]
+        lo, hi = max(near - within - self.base, 0), near + within - self.base + len(probe)
+        hits, i = [], self.audio.find(probe, lo, hi)
         while i >= 0:
-            hits.append(self.base + i)
-            i = self.audio.find(probe, i + 1)
-        return min(hits, key=lambda p: abs(p - self.confirmed)) if hits else None
+            overlap = min(len(burst), len(self.audio) - i)
+            if self.audio[i:i + overlap] == burst[:overlap]:
+                hits.append(self.base + i)
+            i = self.audio.find(probe, i + 1, hi)
+        return min(hits, key=lambda p: abs(p - near)) if hits else None
 
     def write(self, pos: int, data: bytes, keep: int) -> None:
         if pos < self.base:
@@ -340,7 +354,7 @@ class _Session(ConnectionSession[DeepgramEmulator, EmuConnection]):
                     continue
                 self.conn.received.append((now, kind))
                 if self.unplaced:
-                    self.on_audio(b"", now + BURST_GAP_S)  # the burst is over
+                    self.take(self.place_burst())  # the burst is over
                 if kind == "Finalize":
                     self.flush(from_finalize=True)
                 elif kind == "CloseStream":
@@ -356,7 +370,11 @@ class _Session(ConnectionSession[DeepgramEmulator, EmuConnection]):
         conn = self.conn
         if conn.first_audio_at is None:
             conn.first_audio_at = now
-        chunks = [data] if self.placed else self.place(data, now)
+        self.take([data] if self.placed else self.place(data, now))
+
+    def take(self, chunks: list[bytes]) -> None:
+        """Audio placed on the call's timeline: heard, and transcribed as it goes."""
+        conn = self.conn
         for chunk in chunks:
             if self.heard is not None:
                 self.heard.write(round(conn.offset * self.bps) + conn.audio_bytes, chunk,
@@ -368,31 +386,43 @@ class _Session(ConnectionSession[DeepgramEmulator, EmuConnection]):
 
     def place(self, data: bytes, now: float) -> list[bytes]:
         """Put this connection on the call's timeline (see the module docstring); returns the audio
-        to process from there, or [] while it waits to see where a burst of new audio ends."""
+        to process from there, or [] while it waits to see where the burst of its first audio ends."""
         heard = self.heard
         if heard is None or heard.clock_start is None:  # no tag, or the tag's first connection
             if heard is not None:
                 heard.clock_start = now - len(data) / self.bps
             return self.placed_at(0, [data])
-        if not self.unplaced:
-            hit = heard.find(data)
-            if hit is not None:
-                return self.placed_at(hit, [data])
-        elif now - self.unplaced_last >= BURST_GAP_S:
+        if self.unplaced and now - self.unplaced_last >= BURST_GAP_S:
             return self.place_burst() + [data]
+        if not self.unplaced:
+            self.nursery.start_soon(self.burst_watch)
         self.unplaced.append(data)
         self.unplaced_last = now
         return []
 
+    async def burst_watch(self) -> None:
+        """A burst also ends when nothing follows it (a replay, then the caller on hold)."""
+        while self.unplaced:
+            await trio.sleep_until(self.unplaced_last + BURST_GAP_S)
+            if self.unplaced and trio.current_time() >= self.unplaced_last + BURST_GAP_S:
+                self.take(self.place_burst())
+                self.emu._poke()
+
     def place_burst(self) -> list[bytes]:
-        """Audio never heard before: it came as a burst (a client's replay) that ended at the live
-        edge of the call's audio, which runs in real time from the tag's first audio."""
-        assert self.heard is not None and self.heard.clock_start is not None
-        burst = sum(len(b) for b in self.unplaced)
-        edge = round((self.unplaced_last - self.heard.clock_start) * self.bps)
-        start = max(0, edge - burst)
+        """The burst (a client's replay, or just the first live message) ended at the live edge of
+        the call's audio, which runs in real time from the tag's first audio: that says where it
+        starts to within the client's pacing, and the audio heard before, if it overlaps, to the
+        byte."""
+        heard = self.heard
+        assert heard is not None and heard.clock_start is not None
         held, self.unplaced = self.unplaced, []
-        return self.placed_at(start - start % proto.ENCODINGS[self.opt.encoding], held)
+        burst = b"".join(held)
+        edge = round((self.unplaced_last - heard.clock_start) * self.bps)
+        by_clock = max(0, edge - len(burst))
+        start = heard.find(burst, by_clock, round(PLACE_WITHIN_S * self.bps), round(FINGERPRINT_S * self.bps))
+        if start is None:  # audio never heard before
+            start = by_clock - by_clock % proto.ENCODINGS[self.opt.encoding]
+        return self.placed_at(start, held)
 
     def placed_at(self, position: int, chunks: list[bytes]) -> list[bytes]:
         self.placed = True
@@ -466,16 +496,17 @@ class _Session(ConnectionSession[DeepgramEmulator, EmuConnection]):
 
     def final(self, words: list[EmuWord], end: float, *, speech_final: bool = False,
               from_finalize: bool = False) -> None:
-        # the wire rounds times to ms: keep the segment boundary on the same grid as the client sees it
-        end = self.conn.offset + round(end - self.conn.offset, 3)
-        self.emit(self.results(words, self.seg_start, end, is_final=True, speech_final=speech_final,
+        """Finalise `words`: those starting before `end`. The next segment starts at `end` as the
+        wire says it (rounded to ms, so that consecutive finals tile the audio as the client sees
+        them), but which words are still pending goes by the exact time: a word in progress at a
+        segment cut starts right at `end`, and rounding up would drop it from both segments."""
+        wire_end = self.conn.offset + round(end - self.conn.offset, 3)
+        self.emit(self.results(words, self.seg_start, wire_end, is_final=True, speech_final=speech_final,
                                from_finalize=from_finalize))
         if words:
             self.last_final_end = max(w.end for w in words)
-        self.done_upto = self.seg_start = end
+        self.seg_start, self.done_upto = wire_end, end
         self.interim_at = None
-        if self.heard is not None:
-            self.heard.confirmed = round(end * self.bps)
 
     def flush(self, *, from_finalize: bool, always: bool = True) -> None:
         pending = [w for w in self.words() if self.done_upto <= w.start < self.pos]
