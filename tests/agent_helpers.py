@@ -117,10 +117,7 @@ async def agent_rig(*, responder=None, stt_profile=STT_PROFILE, llm_profile=LLM_
     cfg.setdefault("recording_notice", "")
     cfg.setdefault("profile", short_profile())
     async with AsyncExitStack() as stack:
-        # segment_s: the emulator (as of this writing) drops a word in progress at a 3 s segment
-        # boundary; long segments keep the scripted lines whole (speech_final still ends each line)
-        dg = await stack.enter_async_context(deepgram_emulator(profile=stt_profile, faults=stt_faults or FaultPlan(),
-                                                               segment_s=60.0))
+        dg = await stack.enter_async_context(deepgram_emulator(profile=stt_profile, faults=stt_faults or FaultPlan()))
         an = await stack.enter_async_context(anthropic_emulator(profile=llm_profile, faults=llm_faults or FaultPlan(),
                                                                 responder=responder or receptionist_reply()))
         el = await stack.enter_async_context(elevenlabs_emulator(profile=tts_profile, faults=tts_faults or FaultPlan()))
