@@ -127,8 +127,8 @@ async def agent_rig(*, responder=None, stt_profile=STT_PROFILE, llm_profile=LLM_
         fallback.name = "elevenlabs-fallback"
         llm = await stack.enter_async_context(ClaudeLLM(api_key=an.api_key, base_url=an.base_url,
                                                         first_token_timeout=None, inter_token_timeout=None))
-        # stall_timeout off: with long segments the emulator sends nothing in silence, which the
-        # client would otherwise take for a stalled socket and replay
+        # stall_timeout off: a hung STT socket is then met by the agent's own watchdog
+        # (watchdog:stt_silent, test_agent_e2e_tts), not by the client's reconnect first
         stt = DeepgramSTT(api_key=dg.api_key, base_url=dg.base_url, stall_timeout=None)
         providers = SimpleNamespace(stt=stt, llm=llm,
                                     tts=[primary, fallback], names={})
