@@ -161,8 +161,8 @@ class _Heard:
 
     def find(self, burst: bytes, near: int, within: int, fingerprint: int) -> int | None:
         """The call byte position, at most `within` from `near`, where audio starting like `burst`
-        was heard (all of the burst that overlaps the audio heard equal, and at least
-        `fingerprint` bytes of it); the nearest to `near` if several; None if nowhere."""
+        was heard: its first `fingerprint` bytes (all of it if shorter) found there, and all of it
+        that overlaps the audio heard equal. The nearest to `near` if several; None if nowhere."""
         probe = burst[:fingerprint]
         lo, hi = max(near - within - self.base, 0), near + within - self.base + len(probe)
         hits, i = [], self.audio.find(probe, lo, hi)
