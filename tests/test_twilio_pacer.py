@@ -152,10 +152,84 @@ def test_one_ticker_drives_many_pacers():
             for p in pacers:
                 p.start_utterance()
                 p.enqueue(frames(20))
-            await trio.sleep(0.1)
+            await trio.sleep(0.102)  # between two ticks (the slots tick every 5 ms)
             assert ticker.waiting == 30  # all parked on the one timer, none on its own
             await trio.sleep(1)
             assert all(len(w.media_times()) == 20 for w in wires)
+            n.cancel_scope.cancel()
+    run(main)
+
+
+def test_pacers_are_spread_over_the_ticker_phases_and_each_keeps_its_20ms_cadence():
+    async def main():
+        wires = [Wire() for _ in range(8)]
+        ticker = Ticker(slots=4)
+        woken = []  # (time, slot) of each wake-up of a slot that had pacers waiting
+        fire = ticker._fire
+
+        def counting_fire(slot, due):
+            woken.append((trio.current_time(), slot, ticker.waiting_on(slot)))
+            fire(slot, due)
+        ticker._fire = counting_fire
+        async with trio.open_nursery() as n:
+            await n.start(ticker.run)
+            t0 = trio.current_time()
+            pacers = [Pacer(w.send, OutboundBuilder(f"MZ{i}"), ticker) for i, w in enumerate(wires)]
+            for p in pacers:
+                n.start_soon(p.run)
+            await trio.sleep(0.05)
+            for p in pacers:
+                p.start_utterance()
+                p.enqueue(frames(50))
+            await trio.sleep(1.5)
+            assert sorted(p.slot for p in pacers) == [0, 0, 1, 1, 2, 2, 3, 3]
+            # each wake-up is one slot's pacers only (at most ceil(8/4)), on its phase of the period
+            assert woken and max(k for _, _, k in woken) == 2
+            for t, slot, _ in woken:
+                assert ((t - t0) * 1000 - 5 * slot) % 20 == pytest.approx(0, abs=1e-6) or \
+                    ((t - t0) * 1000 - 5 * slot) % 20 == pytest.approx(20, abs=1e-6)
+            assert {slot for _, slot, _ in woken} == {0, 1, 2, 3}
+            for p, w in zip(pacers, wires):
+                times = [round((t - t0) * 1000, 3) for t in w.media_times()]
+                assert len(times) == 50 and times[:4] == [50] * 4  # the lead burst, as with one pacer
+                assert {round(b - a, 3) for a, b in zip(times[4:], times[5:])} == {20.0}
+                assert times[4] == 50 + ((5 * p.slot - 50) % 20 or 20)  # its slot's first tick after 50 ms
+                assert p.late_frames == 0
+                for i, t in enumerate(times):  # never more than the lead ahead, never behind playout
+                    assert 0 <= 50 + i * 20 - t <= 80 + 1e-6
+            n.cancel_scope.cancel()
+    run(main)
+
+
+def test_a_finished_pacer_frees_its_slot_for_the_next_call():
+    async def main():
+        ticker = Ticker(slots=4)
+        async with trio.open_nursery() as n:
+            await n.start(ticker.run)
+            scopes, pacers = [], []
+            for i in range(4):
+                p = Pacer(Wire().send, OutboundBuilder(f"MZ{i}"), ticker)
+                p.start_utterance()
+                p.enqueue(frames(10))
+                scope = trio.CancelScope()
+                scopes.append(scope)
+                pacers.append(p)
+
+                async def go(p=p, scope=scope):
+                    with scope:
+                        await p.run()
+                n.start_soon(go)
+            await trio.sleep(0.01)
+            assert sorted(p.slot for p in pacers) == [0, 1, 2, 3]
+            scopes[[p.slot for p in pacers].index(2)].cancel()  # the call on slot 2 hangs up
+            await trio.sleep(0.01)
+            w = Wire()
+            late = Pacer(w.send, OutboundBuilder("MZ9"), ticker)
+            late.start_utterance()
+            late.enqueue(frames(10))
+            n.start_soon(late.run)
+            await trio.sleep(0.5)
+            assert late.slot == 2 and len(w.media_times()) == 10
             n.cancel_scope.cancel()
     run(main)
 

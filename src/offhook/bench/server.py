@@ -25,41 +25,36 @@ from offhook.twilio.pacer import Ticker
 
 
 class ProbeTicker(Ticker):
-    """The server's 20 ms ticker, also measuring outbound frame lateness: for each pacer woken by a
-    tick, the time from that tick's deadline to the moment the pacer is done writing its frames
-    (when it next waits for a tick). Never rests (a benchmark server is never idle)."""
+    """The server's playback ticker, also measuring outbound frame lateness: for each pacer woken by
+    a tick of its slot, the time from that tick's deadline to the moment the pacer is done writing
+    its frames (when it next waits for a tick)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.deadline = 0.0
+        self.deadlines = [0.0] * self.slots  # each slot's last tick
         self.samples: list[float] = []
         self.overruns = 0
         self._woke: dict = {}
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        due = trio.current_time()
-        task_status.started()
-        while True:
-            due += self.period
-            await trio.sleep_until(due)
-            self.deadline = due
-            self.ticks += 1
-            self._lot.unpark_all()
+    def _fire(self, slot: int, due: float) -> None:
+        self.deadlines[slot] = due
+        super()._fire(slot, due)
 
-    async def wait(self) -> None:
+    async def wait(self, slot: int = 0) -> None:
         task = trio.lowlevel.current_task()
         woke = self._woke.pop(task, None)
-        # Counted only when the pacer is back before the next tick. A later return is either a pacer
-        # still writing (overload: the event-loop lag shows it) or one whose queue ran empty and which
-        # waited for new audio, not for a tick (the agent's own pauses): the two cannot be told apart
-        # here, so they are only counted, as `tick_overruns`.
+        # Counted only when the pacer is back before its slot's next tick. A later return is either a
+        # pacer still writing (overload: the event-loop lag shows it) or one whose queue ran empty and
+        # which waited for new audio, not for a tick (the agent's own pauses): the two cannot be told
+        # apart here, so they are only counted, as `tick_overruns`.
         if woke is not None:
-            if self.ticks == woke[1]:
-                self.samples.append(trio.current_time() - woke[0])
+            late = trio.current_time() - woke
+            if late < self.period:
+                self.samples.append(late)
             else:
                 self.overruns += 1
-        await super().wait()
-        self._woke[task] = (self.deadline, self.ticks)
+        await super().wait(slot)
+        self._woke[task] = self.deadlines[slot]
 
     def take(self) -> tuple[list[float], int]:
         s, self.samples = self.samples, []

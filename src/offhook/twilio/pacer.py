@@ -1,7 +1,7 @@
 """Paced playback to Twilio with marks, and the playback ledger.
 
 One process-wide `Ticker` wakes every call's `Pacer` on a shared 20 ms grid (one timer for all calls,
-not a sleeping task each). A pacer keeps Twilio's buffer `lead` seconds ahead of real time: frames
+not a sleeping task each), the calls spread over phases of the period so no tick wakes them all. A pacer keeps Twilio's buffer `lead` seconds ahead of real time: frames
 for a new utterance go out at once up to the lead (first audio is never held for a tick), then one
 per tick. Every `mark_every` frames, and at the end of each utterance, it sends a `mark`; Twilio
 echoes a mark when the audio before it has played, and echoes all pending marks after a `clear`.
@@ -27,38 +27,85 @@ FRAME_S = 0.020
 
 
 class Ticker:
-    """The process-wide 20 ms playback clock. It rests while no pacer waits on it (an idle server
-    does not wake 50 times a second) and rejoins the same grid when one does."""
+    """The process-wide 20 ms playback clock. Its period is split into `slots` phases (4: one every
+    5 ms), each with its own waiters, and each pacer waits on its own slot's tick: a tick then wakes a
+    fraction of the calls, so the last frame written on a tick is not late in proportion to all the
+    calls. Still one timer task for the process; every slot ticks every `period`. It rests while no
+    pacer waits (an idle server does not wake) and rejoins the same grid when one does; a phase with
+    no waiters is skipped, so a single call wakes it once per period, on slot 0's grid."""
 
-    def __init__(self, period: float = FRAME_S):
+    def __init__(self, period: float = FRAME_S, slots: int = 4):
+        if slots < 1:
+            raise ValueError("slots must be >= 1")
         self.period = period
-        self._lot = trio.lowlevel.ParkingLot()
+        self.slots = slots
+        self._lots = [trio.lowlevel.ParkingLot() for _ in range(slots)]
+        self._members = [0] * slots  # pacers assigned to each slot
         self._resume: trio.Event | None = None
+        self._origin = 0.0
+        self._done = -1           # index of the last phase tick fired (phase j is at _at(j))
+        self._target = -1         # the phase tick the timer is set for
+        self._timer: trio.CancelScope | None = None
         self.ticks = 0
 
+    def _at(self, j: int) -> float:
+        # slot 0 lands exactly where a single-slot grid would (origin + k * period, no float drift)
+        k, s = divmod(j, self.slots)
+        return self._origin + k * self.period + s * self.period / self.slots
+
+    def _next_of(self, slot: int, after: int) -> int:
+        """The first phase tick of `slot` after phase tick `after`."""
+        return after + 1 + (slot - after - 1) % self.slots
+
+    def _now_index(self) -> int:
+        return math.floor((trio.current_time() - self._origin) * self.slots / self.period)
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        origin = trio.current_time()
-        k = 0
+        self._origin = trio.current_time()
         task_status.started()
         while True:
-            if not self._lot:
+            if not any(self._lots):
                 self._resume = trio.Event()
                 await self._resume.wait()
-                k = max(k, math.floor((trio.current_time() - origin) / self.period))
-            k += 1
-            await trio.sleep_until(origin + k * self.period)
-            self.ticks += 1
-            self._lot.unpark_all()
+                self._done = max(self._done, self._now_index())
+            self._target = min(self._next_of(s, self._done) for s, lot in enumerate(self._lots) if lot)
+            # a pacer joining a slot whose tick comes sooner moves this deadline earlier (see wait)
+            with trio.CancelScope(deadline=self._at(self._target)) as self._timer:
+                await trio.sleep_forever()
+            self._timer = None
+            self._done = self._target
+            self._fire(self._done % self.slots, self._at(self._done))
 
-    async def wait(self) -> None:
-        """Until the next tick."""
+    def _fire(self, slot: int, due: float) -> None:
+        self.ticks += 1
+        self._lots[slot].unpark_all()
+
+    def join(self) -> int:
+        """A slot for a new pacer: the least loaded (the first pacer gets slot 0)."""
+        slot = self._members.index(min(self._members))
+        self._members[slot] += 1
+        return slot
+
+    def leave(self, slot: int) -> None:
+        self._members[slot] -= 1
+
+    async def wait(self, slot: int = 0) -> None:
+        """Until the next tick of `slot`."""
         if self._resume is not None:
             self._resume.set()
-        await self._lot.park()
+        if self._timer is not None:
+            j = self._next_of(slot, max(self._done, self._now_index()))
+            if j < self._target:
+                self._target = j
+                self._timer.deadline = self._at(j)
+        await self._lots[slot].park()
 
     @property
     def waiting(self) -> int:
-        return len(self._lot)
+        return sum(len(lot) for lot in self._lots)
+
+    def waiting_on(self, slot: int) -> int:
+        return len(self._lots[slot])
 
 
 @dataclass
@@ -146,6 +193,7 @@ class Pacer:
         self.frames_sent = 0
         self.clear_latencies: list[float] = []  # clear() call -> clear message written (s)
         self.late_frames = 0         # frames sent after their scheduled play time (buffer ran dry)
+        self.slot: int | None = None  # our phase of the ticker's period, taken when we first wait
 
     # ---------------------------------------------------------------- producer side
     def start_utterance(self, text: str = "") -> Utterance:
@@ -247,13 +295,20 @@ class Pacer:
 
     # ---------------------------------------------------------------- the sending task
     async def run(self) -> None:
-        while True:
-            if not self._queue:
-                self._work = trio.Event()
-                await self._work.wait()
-            await self._send_due()
-            if self._queue:
-                await self.ticker.wait()
+        try:
+            while True:
+                if not self._queue:
+                    self._work = trio.Event()
+                    await self._work.wait()
+                await self._send_due()
+                if self._queue:
+                    if self.slot is None:
+                        self.slot = self.ticker.join()
+                    await self.ticker.wait(self.slot)
+        finally:
+            if self.slot is not None:
+                self.ticker.leave(self.slot)
+                self.slot = None
 
     async def _send_due(self) -> None:
         now = trio.current_time()
