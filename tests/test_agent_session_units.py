@@ -9,7 +9,9 @@ from offhook.agent.endpointing import EndpointPolicy, TurnContext
 from offhook.agent.fallback_tts import Attempt, Speaker
 from offhook.agent.history import History
 from offhook.agent.turns import CancelSpeculation, Commit, Finalize, Speculate, TurnTaker
+from offhook.audio import ulaw_encode
 from offhook.providers.base import Final, Partial
+from offhook.sim.voice import synthetic_voice
 
 F = 0.020
 
@@ -140,11 +142,17 @@ def test_next_deadline_is_the_earliest_decision_and_inf_while_talking():
 
 
 # ---------------------------------------------------------------- barge-in
+VOICE = synthetic_voice("a long enough vowel to cut frames from", level_dbfs=-18.0)  # harmonic, like a voice
+SILENCE = ulaw_encode(b"\x00\x00" * 160)
+
+
 def run_detector(det, frames, agent_db=-20.0):
+    """Feeds (speech, level) frames; the audio of a speech frame is a slice of a harmonic voice."""
     t, fired = 0.0, []
-    for speech, level in frames:
+    for i, (speech, level) in enumerate(frames):
         t += F
-        onset = det.frame(speech, level, agent_db, t)
+        audio = VOICE[160 * i:160 * (i + 1)] if speech else SILENCE
+        onset = det.frame(speech, level, agent_db, t, audio)
         if onset is not None:
             fired.append((round(t, 3), round(onset, 3)))
     return fired

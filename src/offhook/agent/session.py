@@ -139,7 +139,7 @@ class AgentCall:
         now = trio.current_time()
         if speech:
             self.voiced_since_stt_ms += FRAME_S * 1000
-        onset = self.detector.frame(speech, level, self._agent_level(now), now)
+        onset = self.detector.frame(speech, level, self._agent_level(now), now, frame)
         if onset is not None:
             await self._barge_in(onset, now)
         was, was_active = self.turns.voicing, self.turns.active
