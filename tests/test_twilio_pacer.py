@@ -265,6 +265,23 @@ def test_ticker_rests_while_nobody_waits_and_keeps_its_grid():
     run(main)
 
 
+def test_a_call_that_hangs_up_while_waiting_for_the_resting_ticker_leaves_it_working():
+    async def main():
+        ticker = Ticker()
+        async with trio.open_nursery() as n:
+            t0 = trio.current_time()
+            await n.start(ticker.run)
+            await trio.sleep(0.003)
+            with trio.move_on_after(0):  # wakes the resting ticker, then is gone before it ticks
+                await ticker.wait()
+            await trio.sleep(0.1)
+            assert ticker.ticks == 0
+            await ticker.wait()
+            assert trio.current_time() - t0 == pytest.approx(0.12) and ticker.ticks == 1
+            n.cancel_scope.cancel()
+    run(main)
+
+
 def test_heard_text_counts_a_word_heard_once_its_letters_played_even_before_its_punctuation():
     # character alignment: "Sure," then a space then "we"; a word cut mid-way is not heard
     u = Utterance(1, "Sure, we")

@@ -1,9 +1,9 @@
 """Paced playback to Twilio with marks, and the playback ledger.
 
 One process-wide `Ticker` wakes every call's `Pacer` on a shared 20 ms grid (one timer for all calls,
-not a sleeping task each), the calls spread over phases of the period so no tick wakes them all. A pacer keeps Twilio's buffer `lead` seconds ahead of real time: frames
-for a new utterance go out at once up to the lead (first audio is never held for a tick), then one
-per tick. Every `mark_every` frames, and at the end of each utterance, it sends a `mark`; Twilio
+not a sleeping task each), the calls spread over phases of the period so no tick wakes them all. A
+pacer keeps Twilio's buffer `lead` seconds ahead of real time: frames for a new utterance go out at
+once up to the lead (first audio is never held for a tick), then one per tick. Every `mark_every` frames, and at the end of each utterance, it sends a `mark`; Twilio
 echoes a mark when the audio before it has played, and echoes all pending marks after a `clear`.
 
 The ledger models Twilio's playout: each frame is scheduled to play at max(end of the previous frame,
@@ -64,7 +64,7 @@ class Ticker:
         self._origin = trio.current_time()
         task_status.started()
         while True:
-            if not any(self._lots):
+            while not any(self._lots):  # (the waiter that woke us may have been cancelled since)
                 self._resume = trio.Event()
                 await self._resume.wait()
                 self._done = max(self._done, self._now_index())
