@@ -241,3 +241,13 @@ def test_spoken_times_and_prices():
         "nine a.m.", "noon", "three thirty p.m.", "nine oh five a.m.", "twelve fifteen a.m."]
     assert [spoken_price(p) for p in (35, 1, 42.5, 1250)] == [
         "thirty-five dollars", "one dollar", "forty-two dollars fifty", "one thousand two hundred fifty dollars"]
+
+
+def test_the_number_said_again_while_it_is_being_checked_is_taken_as_a_yes():
+    # the same doubtful hearing twice (as when the agent passes on a number the caller confirmed to
+    # its own read-back) must not loop on "did I hear that right?"
+    replies = say(brain(), "book an appointment on wednesday at ten am", "it's Kim",
+                  "eight five oh six ate seven two zero eight five",
+                  "eight five oh six ate seven two zero eight five")
+    assert replies[2] == f"Just to check, did I hear that right: {SPOKEN}?"
+    assert f"your number is {SPOKEN}. Shall I book it?" in replies[3]

@@ -431,6 +431,10 @@ class ScriptedReceptionist:
                 return replace(s, checking=None, phone=None, asking="phone"), \
                     "Sorry about that. Could you say the number again, one digit at a time?"
             p = parse_phone(text)
+            if p is not None and p.valid and p.number == s.checking:
+                # the same number said again is a yes (it is also how the agent passes on a number
+                # the caller confirmed to its own read-back: asking a second time would loop)
+                return self._advance(replace(s, phone=s.checking, checking=None), "Thank you.")
             if p is not None:
                 return self._take_phone(replace(s, checking=None), p)
 
