@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import time
+from abc import ABC, abstractmethod
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable
 
@@ -68,7 +69,7 @@ def valid_sid(sid: str) -> bool:
     return bool(SID_RE.match(sid))
 
 
-class SqlStore:
+class SqlStore(ABC):
     """The queries, shared by both backends; a backend supplies the connection and its dialect."""
 
     backend = "sql"
@@ -78,18 +79,21 @@ class SqlStore:
         self.writes = 0
 
     # ---------------------------------------------------------------- backend hooks
+    @abstractmethod
     def _connect(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _execute(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Run one statement and return its rows (autocommit)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _transaction(self, statements: Callable[[], None]) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _close(self) -> None:
-        raise NotImplementedError
+        ...
 
     def _lock_for_migration(self) -> None:
         pass

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from abc import ABC, abstractmethod
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Generic, Iterable, Protocol, TypeVar
@@ -250,7 +251,7 @@ class WsConnection:
 C = TypeVar("C", bound=WsConnection)
 
 
-class WarmSession(Generic[C]):
+class WarmSession(ABC, Generic[C]):
     """A call's warm connection to one WebSocket TTS vendor: connects (again after a failure),
     sends whole frames or nothing, maps handshake refusals and close frames to the vendor's errors.
     Subclasses provide `_new_connection`, `_serve` (the connection's reader, ...) and the hooks."""
@@ -271,12 +272,13 @@ class WarmSession(Generic[C]):
         self.stale_chunks_dropped = 0  # audio of aborted utterances that arrived anyway, dropped
 
     # -------------------------------------------------------- hooks
+    @abstractmethod
     def _new_connection(self, index: int) -> C:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def _serve(self, conn: C) -> None:
         """Run the open connection until it ends (read and route messages; record failures on it)."""
-        raise NotImplementedError
 
     async def _on_connected(self, conn: C) -> None:
         """After the handshake, before the connection is handed out."""
