@@ -91,6 +91,12 @@ def check_outcome(result: CallResult, record: CallRecord | None, expect: dict) -
     checks: list[Check] = []
     if result.error:
         return [Check("call connected", False, result.error)]
+    # the greeting: agent audio the caller heard before it finished its first line
+    first_end = result.lines[0].end if result.lines else result.duration
+    greeting = result.agent_heard_between(0.0, first_end)
+    checks.append(Check("agent greeted the caller", greeting > 0,
+                        f"{greeting:.1f} s of agent audio before the caller's first line" if greeting else
+                        "the caller heard nothing from the agent before its first line"))
     barge_lines = {b.text for b in result.barge_ins}
     unanswered = [l.text for l in result.lines if l.first_agent_audio is None and l.text not in barge_lines
                   and not _is_goodbye(l.text)]
@@ -168,10 +174,25 @@ def pct(values: list[float], p: float) -> float | None:
     return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))]
 
 
+# the embedded offline providers (by the names their usage is recorded under) and the real provider
+# that does the same job when keys are set: an offline call is priced as if they had served it
+OFFLINE_STAND_INS = {"pocketsphinx": REAL_STT, "receptionist": REAL_LLM, "scripted-receptionist": REAL_LLM,
+                     "espeak": REAL_TTS}
+
+
 def real_price_usage(record: CallRecord, system_chars: int = 2000) -> tuple[Usage, bool]:
-    """The call's usage as the real providers would bill it. Returns (usage, tokens_estimated)."""
+    """The call's usage as the real providers bill it. Returns (usage, tokens_estimated).
+
+    What a real provider metered stays as metered (its model's price from the [prices] table, its
+    characters). A slot served only by an embedded offline provider is priced as the real provider
+    standing behind it; the scripted receptionist counts no tokens, so they are estimated then. A
+    real call whose last-resort eSpeak voice spoke a line keeps that line free, as it really is."""
     u = record.usage
-    chars = sum(u.tts_characters.values()) or sum(len(t.agent_text_generated) for t in record.turns)
+    stt = OFFLINE_STAND_INS.get(u.stt_provider, u.stt_provider)
+    llm = OFFLINE_STAND_INS.get(u.llm_model, u.llm_model)
+    tts = dict(u.tts_characters)
+    if all(name in OFFLINE_STAND_INS for name in tts):  # no real voice spoke: all of it priced as one
+        tts = {REAL_TTS: sum(tts.values()) or sum(len(t.agent_text_generated) for t in record.turns)}
     estimated = not (u.llm_input_tokens or u.llm_output_tokens)
     inp, out, history = u.llm_input_tokens, u.llm_output_tokens, 0
     if estimated:  # one request per turn: system prompt + the conversation so far in, the reply out
@@ -180,7 +201,7 @@ def real_price_usage(record: CallRecord, system_chars: int = 2000) -> tuple[Usag
             inp += int((system_chars + history) / CHARS_PER_TOKEN)
             out += int(len(t.agent_text_generated) / CHARS_PER_TOKEN)
             history += len(t.agent_text_generated)
-    return replace(u, stt_provider=REAL_STT, llm_model=REAL_LLM, tts_characters={REAL_TTS: chars},
+    return replace(u, stt_provider=stt, llm_model=llm, tts_characters=tts,
                    llm_input_tokens=inp, llm_output_tokens=out,
                    stt_seconds=u.stt_seconds or (record.duration or 0.0),
                    twilio_seconds=u.twilio_seconds or (record.duration or 0.0)), estimated
@@ -410,7 +431,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     env = dict(os.environ)
     if args.real:
-        missing = [k for k in REAL_KEYS if not env.get(k)]
+        missing = [k for k in REAL_KEYS if not (env.get(k) or "").strip()]  # as the provider factory reads them
         if missing:
             print(f"offhook demo --real: set {', '.join(missing)} (or run without --real for the offline demo)",
                   file=sys.stderr)
