@@ -14,6 +14,7 @@ import socket
 import trio
 
 from offhook.bench.probe import Counters, serve_probe
+from offhook.server import heap
 from offhook.twilio.protocol import Media, MediaStreamParser, OutboundBuilder, ProtocolError, Start
 
 LIBS = ("hypercorn", "trio-websocket", "websockets")
@@ -122,6 +123,7 @@ async def main_async(lib: str, host: str, port: int, stats: str) -> None:
     counters = Counters()
     async with trio.open_nursery() as nursery:
         await nursery.start(SERVERS[lib], counters, host, port)
+        heap.settle()  # as offhook serve does: the floor gets the same collector settings
         await serve_probe(counters, stats, port)
         nursery.cancel_scope.cancel()
 

@@ -52,6 +52,7 @@ import trio_websocket
 from offhook.providers import deepgram_protocol as proto
 from offhook.providers.base import SpeechStarted, STTError, STTEvent
 from offhook.providers.common import again, api_key_of, close_text, host_of, open_ws, reraise_single
+from offhook.providers.ws_send import DirectSender, direct_sender
 
 log = logging.getLogger("offhook.providers.deepgram")
 
@@ -175,6 +176,7 @@ class _Connection:
         self.offset = offset
         self.sent_upto = offset          # call audio position sent on this connection
         self.ws: trio_websocket.WebSocketConnection | None = None
+        self.direct: DirectSender | None = None
         self.scope = trio.CancelScope()
         self.error: DeepgramError | None = None
         self.ended = trio.Event()
@@ -293,16 +295,22 @@ class DeepgramStream:
         the audio stays in the replay buffer)."""
         if conn.ended.is_set() or conn.ws is None:
             return False
-        # Shielded with its own deadline: a frame cut in half by a cancellation would corrupt the
-        # stream, and a socket that cannot take one message in send_timeout is dead anyway.
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + self._p.send_timeout) as cs:
-            try:
-                await conn.ws.send_message(message)
-            except trio_websocket.ConnectionClosed as exc:
-                conn.end(conn.error or self._close_error(exc.reason))
-                return False
-        if cs.cancelled_caught:
-            conn.end(DeepgramTimeout(f"sending to Deepgram took longer than {self._p.send_timeout:g} s"))
+        direct = conn.direct if isinstance(message, bytes) else None  # audio: see ws_send.py
+        try:
+            rest = direct.write_now(message) if direct is not None else None
+            if direct is None or rest is not None:
+                # Shielded with its own deadline: a frame cut in half by a cancellation would corrupt
+                # the stream, and a socket that cannot take one message in send_timeout is dead anyway.
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + self._p.send_timeout) as cs:
+                    if direct is None:
+                        await conn.ws.send_message(message)
+                    else:
+                        await direct.finish(rest)
+                if cs.cancelled_caught:
+                    conn.end(DeepgramTimeout(f"sending to Deepgram took longer than {self._p.send_timeout:g} s"))
+                    return False
+        except trio_websocket.ConnectionClosed as exc:
+            conn.end(conn.error or self._close_error(exc.reason))
             return False
         now = trio.current_time()
         conn.last_sent = now
@@ -329,6 +337,7 @@ class DeepgramStream:
                 piece = bytes(self._buf[i:i + chunk])
                 if not await self._send(conn, piece, expect_answer=True):
                     return
+                await trio.lowlevel.checkpoint()  # a direct write does not yield; a long replay must
                 conn.sent_upto += len(piece)
                 self.audio_seconds += len(piece) / self._bps
                 if conn.index:
@@ -384,6 +393,7 @@ class DeepgramStream:
             with conn.scope:
                 async with open_ws(self.url, p) as ws:
                     conn.ws = ws
+                    conn.direct = direct_sender(ws)
                     conn.last_sent = trio.current_time()
                     self.connections += 1
                     started = True

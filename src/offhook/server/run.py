@@ -14,7 +14,7 @@ import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
-from offhook.server import hypercorn_ws
+from offhook.server import heap, hypercorn_ws
 from offhook.server.app import OffhookApp
 from offhook.server.config import Config
 from offhook.server.echo import EchoHandler
@@ -59,6 +59,7 @@ async def serve_app(app: OffhookApp, host: str = "127.0.0.1", port: int = 0, *, 
     hc = hypercorn_config(host, port, app.config.max_message_bytes, bind=bind)
     async with trio.open_nursery() as nursery:
         await nursery.start(app.ticker.run)
+        heap.settle()  # everything is imported and set up: see heap.py
 
         async def _serve(task_status=trio.TASK_STATUS_IGNORED):
             await serve(app, hc, mode="asgi", shutdown_trigger=shutdown_trigger, task_status=task_status)
