@@ -1,21 +1,13 @@
-"""Start the real server in-process (trio, hypercorn, loopback port 0) for tests."""
+"""The real server in-process for tests (running_server lives in offhook.sim.rig), and raw calls."""
 from __future__ import annotations
-
-import tempfile
-from contextlib import asynccontextmanager
-from functools import partial
 
 import trio
 from trio.testing import MockClock
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from offhook.server.app import OffhookApp
-from offhook.server.config import Config
-from offhook.server.echo import EchoHandler
-from offhook.server.run import serve_app
+from offhook.sim.rig import TOKEN, running_server  # noqa: F401  (re-exported for the tests)
 from offhook.twilio.protocol import InboundBuilder, build_connected, build_start
 
-TOKEN = "test-auth-token-0123456789abcdef"
 FRAME = b"\x7e" * 160
 
 
@@ -23,20 +15,6 @@ def run(fn):
     # Real sockets under a mock clock: jump only after 5 ms of real idleness, so loopback I/O completes
     # before virtual time moves; all delays here are the server's and simulator's own trio sleeps.
     trio.run(fn, clock=MockClock(autojump_threshold=0.005))
-
-
-@asynccontextmanager
-async def running_server(handler_factory=None, **cfg):
-    cfg.setdefault("twilio_auth_token", TOKEN)
-    with tempfile.TemporaryDirectory(prefix="offhook-edge-") as tmp:
-        cfg.setdefault("data_dir", tmp)
-        app = OffhookApp(Config.load(env={}, **cfg), handler_factory or (lambda call: EchoHandler(call)))
-        async with trio.open_nursery() as nursery:
-            base = await nursery.start(partial(serve_app, app, "127.0.0.1", 0, shutdown_trigger=app.drained.wait))
-            app.base_http = base
-            app.base_ws = base.replace("http://", "ws://")
-            yield app
-            nursery.cancel_scope.cancel()
 
 
 async def raw_call(app, messages, *, then_good_frames=60, call_sid="CAraw"):

@@ -70,3 +70,48 @@ def test_bench_bargein_measures_reaction_and_false_barge_ins(tmp_path, capsys):
     assert 0 < clear < 1000 and 0 < stopped < 1000  # the agent stopped talking over the caller
     assert data["false_set"] == 1 and data["false_by_kind"]["backchannel"]["events"] == 1
     assert "onset -> clear received" in capsys.readouterr().out
+
+
+def test_bench_latency_measures_every_scripted_turn(tmp_path, capsys):
+    # one call, one block: a question, one with a pause mid-sentence, one talked over, the barge-in
+    assert main(["bench", "--results", str(tmp_path), "latency", "--calls", "1", "--blocks", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "end of speech -> first audio (4 turns)" in printed and "speculative hit rate" in printed
+    data = json.loads((tmp_path / "bench-latency.json").read_text())
+    assert data["turns"] == data["scripted_turns"] == 4 and data["paused_turns"] == 1
+    lat = data["latency_ms"]
+    # virtual time: no first audio before the emulated LLM's first token (>= 350 ms with its network)
+    assert 350 <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"] < 3000
+    assert 0 < data["paused_latency_ms"]["p50"] < 3000
+    assert 0 < data["endpoint_wait_ms"]["p50"] <= data["endpoint_wait_ms"]["p99"] < 3000
+    assert 0 <= data["own_virtual_ms"]["p99"] < 100 and data["own_cpu_per_turn_ms"]["p50"] > 0
+    spec = data["speculative"]
+    # the speculative request made in the mid-sentence pause was cancelled when the caller went on
+    assert spec["starts"] > spec["hits"] > 0 and 0 < spec["hit_rate"] < 1
+    assert data["barge_in_clear_at_caller_ms"]["p50"] is not None and data["machine"]["cores"]
+
+
+def test_bench_latency_rejects_an_empty_run(tmp_path, capsys):
+    assert main(["bench", "--results", str(tmp_path), "latency", "--calls", "0"]) == 2
+    assert "--calls and --blocks must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "bench-latency.json").exists()
+
+
+def test_the_rig_and_the_latency_bench_load_without_the_checkouts_tests(tmp_path):
+    # what an installed wheel has: the package, run from elsewhere, with no tests/ or bench/ on the path
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    checkout = Path(__file__).resolve().parent.parent
+    code = ("import sys; import offhook.sim.rig, offhook.bench.latency\n"
+            f"bad = [n for n, m in list(sys.modules.items()) if (getattr(m, '__file__', None) or '').startswith("
+            f"({str(checkout / 'tests')!r}, {str(checkout / 'bench')!r}))]\n"
+            "assert not bad, bad\n"
+            "assert not any(p.rstrip('/').endswith(('/tests', '/bench')) for p in sys.path), sys.path\n"
+            "print('ok')")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -11,7 +11,7 @@ import importlib
 BENCHES = {
     "ws": ("offhook.bench.ws", "bare WebSocket echo: hypercorn vs trio-websocket vs websockets"),
     "load": ("offhook.bench.load", "calls per core through the full server path, vs the bare echo floor"),
-    "latency": ("offhook.bench.latency", "voice-to-voice turn latency (runs bench/latency.py of the checkout)"),
+    "latency": ("offhook.bench.latency", "voice-to-voice turn latency (emulated providers, MockClock)"),
     "bargein": ("offhook.bench.bargein", "barge-in reaction and false barge-ins (emulated providers, MockClock)"),
 }
 
