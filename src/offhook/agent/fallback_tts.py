@@ -70,6 +70,12 @@ class TextFeed:
         return True
 
 
+def _first_leaf(group: BaseException) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
+
+
 class _AttemptFailed(Exception):
     def __init__(self, why: str) -> None:
         super().__init__(why)
@@ -218,6 +224,7 @@ class Speaker:
         session = att.voice.session
         if session is None:
             raise _AttemptFailed("its session is closed")
+        failure: BaseException | None = None
         try:
             with att.scope:
                 async with session.utterance() as utt:
@@ -230,10 +237,16 @@ class Speaker:
                         nursery.cancel_scope.cancel()
                     att.characters = getattr(utt, "characters", 0)
         except* (TTSError, OSError) as group:
-            e = group.exceptions[0]
+            # Noted, not raised here: the group may also hold an outer cancellation that landed in
+            # the same scheduler step (a barge-in; the call ending, which also closes the session's
+            # socket under the utterance). except* would bundle an exception raised here with it,
+            # and that group gets past run()'s `except _AttemptFailed` and crashes the call. This
+            # way the cancellation goes on alone, and a failure on its own becomes _AttemptFailed.
+            failure = _first_leaf(group)
             att.characters = att.characters or len(att.sent)
             self._close_utterance(att, fmt_path)
-            raise _AttemptFailed(f"{type(e).__name__}: {e}"[:160]) from None
+        if failure is not None:
+            raise _AttemptFailed(f"{type(failure).__name__}: {failure}"[:160])
         self._close_utterance(att, fmt_path)
         if att.scope.cancelled_caught:
             raise _AttemptFailed(att.fail_reason or "cancelled")

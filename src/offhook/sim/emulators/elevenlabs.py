@@ -21,7 +21,9 @@ What it does, per connection (`/v1/text-to-speech/{voice_id}/multi-stream-input`
 - At most `max_contexts` (5) live contexts; one more gets a `max_active_conversations` error, 1008.
 - No client message for `inactivity_timeout` s (query parameter, default 20) -> close 1008.
 - Fault plan: one entry per authenticated connection; `after_s` counts from the connection's first
-  text. error -> error message + close 1011; close -> close 1011 mid-stream; hang -> never sends
+  text. error -> error message + close 1011; close -> close 1011 mid-stream; close_normal -> close
+  1000 mid-stream (what the service does when it ends a socket, e.g. on its own shutdown); drop ->
+  the TCP connection ends without a close frame; hang -> never sends
   again, socket stays open; malformed -> a truncated JSON frame; drip -> every later chunk waits
   `drip_s` (with after_s=0 that includes the first chunk: a slow first chunk).
 
@@ -379,6 +381,10 @@ class _Session(ConnectionSession[ElevenLabsEmulator, EmuConnection]):
             await self.fail(fault.message, "emulated_error", 1011)
         elif fault.kind == "close":
             await self.close(1011, fault.message)
+        elif fault.kind == "close_normal":
+            await self.close(1000, "")
+        elif fault.kind == "drop":
+            await self.drop()
         elif fault.kind == "hang":
             self.conn.hung = True
         elif fault.kind == "malformed":

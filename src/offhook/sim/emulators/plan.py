@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["error", "hang", "close", "drip", "malformed"]
+FaultKind = Literal["error", "hang", "close", "close_normal", "drop", "drip", "malformed"]
 
 
 @dataclass(frozen=True)
