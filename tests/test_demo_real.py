@@ -9,6 +9,7 @@ MockClock(autojump_threshold=0.005) with real loopback sockets, the emulated pro
 the call's ~60 s of audio pass in virtual time, so the whole call takes seconds and its timing is the
 same on every run (a subprocess `offhook demo --real` would have to play the call in wall-clock time
 and could not share the board)."""
+import logging
 import re
 from dataclasses import replace
 
@@ -56,9 +57,26 @@ def outcome(tmp_path_factory):
             o.emulators = (dg, an, el)
             return o
 
-    o = trio.run(main, clock=MockClock(autojump_threshold=0.005))
-    o.printed = lines
+    logs = _LogCapture()
+    root = logging.getLogger()
+    level, root.level = root.level, logging.DEBUG  # what an operator debugging the call would see
+    root.addHandler(logs)
+    try:
+        o = trio.run(main, clock=MockClock(autojump_threshold=0.005))
+    finally:
+        root.removeHandler(logs)
+        root.setLevel(level)
+    o.printed, o.logs = lines, logs.lines
     return o
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
 
 
 def test_the_real_providers_served_the_call(outcome):
@@ -146,8 +164,9 @@ def test_a_real_call_keeps_its_providers_prices_and_an_offline_one_is_priced_as_
     assert CostLedger().cost(off)["stt"] == pytest.approx(0.0077)
 
 
-def test_no_key_is_printed(outcome):
-    printed = "\n".join(outcome.printed) + demo.render_summary(outcome)
+def test_no_key_is_printed_or_logged(outcome):
+    assert any("providers: stt=deepgram llm=claude" in l for l in outcome.logs)  # the capture saw the run
+    printed = "\n".join(outcome.printed + outcome.logs) + demo.render_summary(outcome)
     for key in KEYS.values():
         assert key not in printed
 
