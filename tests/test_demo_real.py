@@ -6,9 +6,10 @@ provider's wire protocol.
 The emulators run in the test's trio run, next to the demo's simulated caller: the Deepgram emulator
 transcribes what the caller writes on offhook.sim.board.BOARD, which needs the same process. Under
 MockClock(autojump_threshold=0.005) with real loopback sockets, the emulated provider latencies and
-the call's ~60 s of audio pass in virtual time, so the whole call takes seconds and its timing is the
-same on every run (a subprocess `offhook demo --real` would have to play the call in wall-clock time
-and could not share the board)."""
+the call's ~78 s of audio pass in virtual time and the timing is the same on every run; the test takes
+about 45 s of wall time, nearly all of it the clock's 5 ms idle waits at each 20 ms audio tick (a few
+seconds of CPU). A subprocess `offhook demo --real` would play the call in wall-clock time and could
+not share the board."""
 import logging
 import re
 from dataclasses import replace
@@ -59,7 +60,8 @@ def outcome(tmp_path_factory):
 
     logs = _LogCapture()
     root = logging.getLogger()
-    level, root.level = root.level, logging.DEBUG  # what an operator debugging the call would see
+    level = root.level
+    root.setLevel(logging.DEBUG)  # what an operator debugging the call would see
     root.addHandler(logs)
     try:
         o = trio.run(main, clock=MockClock(autojump_threshold=0.005))
@@ -176,6 +178,7 @@ def test_real_without_keys_names_what_is_missing(tmp_path, capsys, monkeypatch):
     for k in demo.REAL_KEYS:
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEYS["ANTHROPIC_API_KEY"])
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "  ")  # blank: the providers would not use it either
     assert main(["demo", "--real", "--data-dir", str(tmp_path / "data")]) == 2
     out = capsys.readouterr()
     assert "DEEPGRAM_API_KEY" in out.err and "ELEVENLABS_API_KEY" in out.err
