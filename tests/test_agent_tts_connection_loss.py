@@ -36,7 +36,8 @@ def assert_greeting_continued(rig, call):
 @pytest.mark.parametrize("kind, code", [("close_normal", "1000 NORMAL_CLOSURE"), ("close", "1011"),
                                         ("drop", "1006")])
 @mock_clock
-async def test_connection_lost_mid_greeting_the_fallback_voice_continues_it(kind, code):
+async def test_connection_lost_mid_greeting_the_fallback_voice_continues_it(kind, code, caplog):
+    caplog.set_level(logging.WARNING, "offhook.providers.elevenlabs")
     async with agent_rig(tts_faults=tts_faults(Fault(kind, after_s=0.35))) as rig:
         result, call = await rig.call([GREETING, {"say": QUESTION}, AFTER])
     assert_greeting_continued(rig, call)
@@ -51,10 +52,14 @@ async def test_connection_lost_mid_greeting_the_fallback_voice_continues_it(kind
     assert "Maple Street" in rig.said(fallback=True)[-1]
     assert call.end_reason == "caller_hangup"
     assert not [k for _, k, _ in call.events if k == "error"]
+    # one warning, for the failure; the sockets closed with the call at its end are no news
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "offhook.providers.elevenlabs"]
+    assert warning.startswith("ElevenLabs connection 0 failed: ElevenLabs closed the connection: " + code)
 
 
 @mock_clock
-async def test_a_connection_the_service_closes_between_turns_is_opened_again_for_the_next():
+async def test_a_connection_the_service_closes_between_turns_is_opened_again_for_the_next(caplog):
+    caplog.set_level(logging.WARNING, "offhook.providers.elevenlabs")
     # 1000 at 1.0 s: the greeting's audio has all arrived (it is still playing), no utterance is open
     async with agent_rig(tts_faults=tts_faults(Fault("close_normal", after_s=1.0))) as rig:
         result, call = await rig.call([GREETING, {"say": QUESTION}, AFTER])
@@ -67,6 +72,8 @@ async def test_a_connection_the_service_closes_between_turns_is_opened_again_for
     assert heard_after(result, result.lines[0].end) - result.lines[0].end <= 0.9
     assert result.agent_heard_between(0, result.lines[0].start) == pytest.approx(
         (len(GREETING_TEXT) + 1) * 0.065, abs=0.03)  # the greeting, whole, once
+    assert [r.getMessage() for r in caplog.records if r.name == "offhook.providers.elevenlabs"] == [
+        "ElevenLabs connection 0 failed: ElevenLabs closed the connection: 1000 NORMAL_CLOSURE"]
 
 
 @contextmanager

@@ -322,7 +322,14 @@ class WarmSession(ABC, Generic[C]):
                     conn.last_sent = trio.current_time()
                     started = True
                     task_status.started()
-                    await self._serve(conn)
+                    try:
+                        await self._serve(conn)
+                    finally:
+                        if conn.failure is None and trio.current_effective_deadline() == -math.inf:
+                            # Cancelled from outside: the session is going away with its call.
+                            # Marked before the socket closes, so that a send racing the close
+                            # ("1000 NORMAL_CLOSURE", which is our own) is not logged as a failure.
+                            conn.closing = True
         except trio_websocket.ConnectionRejected as exc:
             err = self._rejection_error(exc)
             if isinstance(err, errors.auth):
