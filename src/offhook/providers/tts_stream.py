@@ -433,4 +433,9 @@ async def open_session(make: Callable[[trio.Nursery], S]) -> AsyncIterator[S]:
                 session._closing = True
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        reraise_single(group)
+        # The session's own tasks only ever end in Cancelled. When an outer cancellation lands in
+        # the same step as the caller's error, their Cancelled sits beside it: raise the caller's
+        # error alone, as any context manager would (the scope stays cancelled, so its next
+        # checkpoint raises Cancelled again), or a caller's `except TTSError` would miss it.
+        _, own = group.split(trio.Cancelled)
+        reraise_single(own if own is not None else group)
