@@ -140,3 +140,23 @@ async def test_no_direct_path_without_a_plain_socket():
     a, _ = trio.testing.memory_stream_pair()
     ws = trio_websocket.WebSocketConnection(a, WSConnection(ConnectionType.CLIENT), host="x", path="/")
     assert direct_sender(ws) is None  # TLS streams and other non-socket streams keep send_message
+
+
+def test_client_frames_decode_to_the_payload_at_every_length_class():
+    from wsproto.events import AcceptConnection, BytesMessage, Request
+
+    from offhook.providers.ws_send import client_frame
+    client, server = WSConnection(ConnectionType.CLIENT), WSConnection(ConnectionType.SERVER)
+    server.receive_data(client.send(Request(host="x", target="/")))
+    list(server.events())
+    server.send(AcceptConnection())
+    for n in (0, 1, 125, 126, 127, 65535, 65536, 70000):
+        payload = os.urandom(n)
+        frame = client_frame(payload)
+        assert frame[1] & 0x80  # masked, as a client's frames must be
+        server.receive_data(frame)
+        got = list(server.events())
+        assert got and all(isinstance(e, BytesMessage) for e in got) and got[-1].message_finished
+        assert b"".join(e.data for e in got) == payload
+    # a fresh masking key per frame: the same payload never looks the same on the wire twice
+    assert len({client_frame(b"\x00" * 160) for _ in range(20)}) == 20

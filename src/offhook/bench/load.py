@@ -15,7 +15,7 @@ import json
 import sys
 
 from offhook.bench.report import fmt, table, write_json
-from offhook.bench.runner import ServerProc, step_up
+from offhook.bench.runner import ServerProc, core_split, step_up
 from offhook.bench.ws import echo_server
 
 DEFAULT_STEPS = "25,50,100,150,200,250,300,400"
@@ -43,7 +43,7 @@ def full_server(mode: str):
 def measure(args: argparse.Namespace, log=print) -> dict:
     steps = [int(s) for s in args.steps.split(",")]
     kw = {"seconds": args.seconds, "warmup": args.warmup, "retries": args.retries, "refine": args.refine, "log": log}
-    out: dict = {"mode": args.mode, "steps": steps, "seconds": args.seconds}
+    out: dict = {"mode": args.mode, "steps": steps, "seconds": args.seconds, "cores": core_split()}
     if not args.no_floor:
         log("floor: bare hypercorn echo", flush=True)
         out["floor"] = step_up(echo_server("hypercorn"), steps, mode="echo", **kw)

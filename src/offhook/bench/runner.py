@@ -39,6 +39,27 @@ class BenchError(RuntimeError):
     pass
 
 
+def cores() -> tuple[set[int], set[int]] | None:
+    """(the server's core, everything else's cores) when there are at least two: "calls per core"
+    is then the server alone on one core, and the callers and emulators cannot steal its time."""
+    avail = sorted(os.sched_getaffinity(0))
+    if len(avail) < 2:
+        return None
+    return {avail[0]}, set(avail[1:])
+
+
+def core_split() -> dict | None:
+    """The split, for the results."""
+    split = cores()
+    return None if split is None else {"server": sorted(split[0]), "callers_and_emulators": sorted(split[1])}
+
+
+def pin(pid: int, which: int) -> None:
+    split = cores()
+    if split is not None:
+        os.sched_setaffinity(pid, split[which])
+
+
 class ServerProc:
     """A server process that prints `READY <port>` and answers SIGUSR1 with a stats snapshot."""
 
@@ -46,6 +67,7 @@ class ServerProc:
         self.stats = tempfile.NamedTemporaryFile(prefix="offhook-bench-", suffix=".json", delete=False).name
         self.proc = subprocess.Popen([*cmd, "--stats", self.stats], stdout=subprocess.PIPE, text=True,
                                      env={**os.environ, **(env or {})})
+        pin(self.proc.pid, 0)
         deadline = time.monotonic() + ready_timeout
         self.port = None
         while time.monotonic() < deadline:
@@ -109,6 +131,7 @@ def run_step(start_server, step: Step, *, path: str = "/twilio/media", slots: in
     emu = None
     if emulators:
         emu = subprocess.Popen([sys.executable, "-m", "offhook.bench.emuproc"], stdout=subprocess.PIPE, text=True)
+        pin(emu.pid, 1)
         line = emu.stdout.readline()
         if not line.startswith("EMULATORS "):
             emu.kill()
@@ -123,6 +146,7 @@ def run_step(start_server, step: Step, *, path: str = "/twilio/media", slots: in
             emu.kill()
         raise
     gen = subprocess.Popen([*cmd, "--url", f"ws://127.0.0.1:{server.port}{path}"], stdout=subprocess.PIPE, text=True)
+    pin(gen.pid, 1)
     try:
         res = _measure(server, gen, out, emu)
     finally:

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from offhook.bench.report import fmt, table, write_json
-from offhook.bench.runner import ServerProc, step_up_many
+from offhook.bench.runner import ServerProc, core_split, step_up_many
 from offhook.bench.wsservers import LIBS
 
 DEFAULT_STEPS = "25,50,100,150,200,250,300,400,500"
@@ -39,7 +39,8 @@ def summary_row(name: str, res: dict) -> list[str]:
 HEADERS = ["server", "max calls (1 core)", "CPU/call", "calls/core by CPU", "RSS/call", "p99 late @max",
            "loop lag p99 @max", "generator CPU @max"]
 
-NOTE = ("max calls: largest N with p99 lateness <= 10 ms and no frame lost (one server process = one core);\n"
+NOTE = ("max calls: largest N with p99 lateness <= 10 ms and no frame lost (the server process pinned to one core,\n"
+        "the callers on the others);\n"
         "calls/core by CPU: 1 / (server CPU s per wall s per call) at that N. Machine shared: see loadavg in JSON.")
 
 
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     ranked = sorted((r["cpu_per_call"], lib) for lib, r in results.items() if r["cpu_per_call"])
     if ranked:
         print(f"cheapest per call: {ranked[0][1]}")
-    path = write_json("bench-ws", {"steps": steps, "seconds": args.seconds, "results": results,
+    path = write_json("bench-ws", {"steps": steps, "seconds": args.seconds, "cores": core_split(), "results": results,
                                    "cheapest": ranked[0][1] if ranked else None}, args.results)
     print(f"JSON: {path}")
     return 0  # the measurement ran; whether a step passed is in the table (a noisy machine is not an error)
