@@ -1,5 +1,8 @@
-"""TTS and STT fallbacks end to end: TTS error / slow first audio / hang -> the fallback voice
-goes on from the first unspoken word, the breaker and its probe; a silent STT -> the stream restarts."""
+"""TTS and STT fallbacks end to end: TTS error or lost connection / slow first audio / hang -> the
+fallback voice goes on from the first unspoken word, the breaker and its probe; a silent STT -> the
+stream restarts."""
+import logging
+
 import pytest
 import trio
 
@@ -33,16 +36,28 @@ def assert_greeting_continued(rig, call):
     assert words(rig.said(fallback=True)[0]) == full[done:]
 
 
+# an error message, the connection closed normally (1000) or with an error code, or dropped
+@pytest.mark.parametrize("kind, why", [("error", "ElevenLabsServiceError: ElevenLabs error: emulated fault"),
+                                       ("close_normal", "closed the connection: 1000 NORMAL_CLOSURE"),
+                                       ("close", "closed the connection: 1011 INTERNAL_ERROR"),
+                                       ("drop", "closed the connection: 1006 ABNORMAL_CLOSURE")])
 @mock_clock
-async def test_tts_error_mid_sentence_the_fallback_voice_continues_it_and_keeps_later_turns():
-    async with agent_rig(tts_faults=tts_faults(Fault("error", after_s=0.35))) as rig:
+async def test_tts_failure_mid_sentence_the_fallback_voice_continues_it_and_keeps_later_turns(kind, why, caplog):
+    caplog.set_level(logging.WARNING, "offhook.providers.elevenlabs")
+    async with agent_rig(tts_faults=tts_faults(Fault(kind, after_s=0.35))) as rig:
         result, call = await rig.call([GREETING, {"say": QUESTION}, AFTER])
     assert_greeting_continued(rig, call)
     # the caller heard no gap: the fallback's audio arrived while the primary's was still playing
     greeting = heard_spans(result)[0]
     assert greeting[0] < 0.35
     assert greeting[1] - greeting[0] >= len(GREETING_TEXT) * MS_PER_CHAR - 0.05
-    assert any(e.kind == "tts_fallback" and "elevenlabs:" in e.detail for e in call.record.events)
+    (fallback,) = [e for e in call.record.events if e.kind == "tts_fallback"]
+    assert fallback.detail.startswith("elevenlabs: ") and why in fallback.detail
+    assert fallback.detail.endswith("continuing on elevenlabs-fallback")
+    # one warning, for the failure: the sockets closed with the call at its end are no news
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "offhook.providers.elevenlabs"]
+    assert warning.startswith("ElevenLabs connection 0 failed: ") and why.split("Error: ", 1)[-1] in warning
+    assert call.end_reason == "caller_hangup" and not [k for _, k, _ in call.events if k == "error"]
     # the breaker keeps the next turn on the fallback voice: the primary got no more text
     assert not any(t.strip() for t in rig.said()[1:])
     answer = rig.said(fallback=True)[-1]
