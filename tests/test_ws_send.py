@@ -2,6 +2,7 @@
 trio-websocket server on loopback: what the server receives, in what order, and how a dead
 connection is reported."""
 import os
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -27,6 +28,18 @@ async def _server(received: list, closed: trio.Event, *, task_status=trio.TASK_S
                                          task_status=task_status)
 
 
+@asynccontextmanager
+async def connected(**kw):
+    """A trio-websocket server on loopback and a client connected to it: (ws, its DirectSender,
+    the messages the server received, set when the server saw the connection close)."""
+    received, closed = [], trio.Event()
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(_server, received, closed)
+        async with trio_websocket.open_websocket("127.0.0.1", server.port, "/", use_ssl=False, **kw) as ws:
+            yield ws, direct_sender(ws), received, closed
+        nursery.cancel_scope.cancel()
+
+
 async def _send(sender, ws, message):
     rest = sender.write_now(message)
     if rest is not None:
@@ -36,73 +49,57 @@ async def _send(sender, ws, message):
 
 @mock_clock
 async def test_small_frames_go_out_intact_and_in_order_with_text_from_the_regular_path():
-    received, closed = [], trio.Event()
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(_server, received, closed)
-        async with trio_websocket.open_websocket("127.0.0.1", server.port, "/", use_ssl=False) as ws:
-            sender = direct_sender(ws)
-            assert sender is not None
-            sent = []
-            for i in range(200):
-                frame = bytes([i % 256]) * 160
-                await _send(sender, ws, frame)
-                sent.append(frame)
-                if i % 50 == 49:
-                    text = f'{{"type": "KeepAlive", "n": {i}}}'
-                    await ws.send_message(text)
-                    sent.append(text)
-            with trio.fail_after(5):
-                while len(received) < len(sent):
-                    await trio.sleep(0.01)
+    async with connected() as (ws, sender, received, _):
+        assert sender is not None
+        sent = []
+        for i in range(200):
+            frame = bytes([i % 256]) * 160
+            await _send(sender, ws, frame)
+            sent.append(frame)
+            if i % 50 == 49:
+                text = f'{{"type": "KeepAlive", "n": {i}}}'
+                await ws.send_message(text)
+                sent.append(text)
+        with trio.fail_after(5):
+            while len(received) < len(sent):
+                await trio.sleep(0.01)
         assert received == sent
-        nursery.cancel_scope.cancel()
 
 
 @mock_clock
 async def test_a_frame_the_socket_cannot_take_at_once_is_finished_under_the_lock():
-    received, closed = [], trio.Event()
     big = os.urandom(8 * 2**20)  # far more than a socket buffer: the kernel takes part of it
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(_server, received, closed)
-        async with trio_websocket.open_websocket("127.0.0.1", server.port, "/", use_ssl=False,
-                                                 max_message_size=2**24) as ws:
-            sender = direct_sender(ws)
-            rest = sender.write_now(big)
-            assert rest is not None and 0 < len(rest.data) < len(big)
-            # another writer now must wait for the rest: its frame may not land inside ours
-            async with trio.open_nursery() as writers:
-                writers.start_soon(ws.send_message, "after")
+    async with connected(max_message_size=2**24) as (ws, sender, received, _):
+        rest = sender.write_now(big)
+        assert rest is not None and 0 < len(rest.data) < len(big)
+        # another writer now must wait for the rest: its frame may not land inside ours
+        async with trio.open_nursery() as writers:
+            writers.start_soon(ws.send_message, "after")
+            await trio.sleep(0)
+            with trio.CancelScope(shield=True):
+                await sender.finish(rest)
+        # and a small frame queued while a regular send holds the lock goes out after it
+        async with trio.open_nursery() as writers:
+            writers.start_soon(ws.send_message, big)
+            while not ws._stream_lock.locked():  # the regular send is mid-frame
                 await trio.sleep(0)
-                with trio.CancelScope(shield=True):
-                    await sender.finish(rest)
-            # and a small frame queued while a regular send holds the lock goes out after it
-            async with trio.open_nursery() as writers:
-                writers.start_soon(ws.send_message, big)
-                while not ws._stream_lock.locked():  # the regular send is mid-frame
-                    await trio.sleep(0)
-                await _send(sender, ws, b"tail")
-            with trio.fail_after(10):
-                while len(received) < 4:
-                    await trio.sleep(0.01)
+            await _send(sender, ws, b"tail")
+        with trio.fail_after(10):
+            while len(received) < 4:
+                await trio.sleep(0.01)
         assert received == [big, "after", big, b"tail"]
-        nursery.cancel_scope.cancel()
 
 
 @mock_clock
 async def test_a_closed_connection_raises_connection_closed():
-    received, closed = [], trio.Event()
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(_server, received, closed)
-        async with trio_websocket.open_websocket("127.0.0.1", server.port, "/", use_ssl=False) as ws:
-            sender = direct_sender(ws)
-            await _send(sender, ws, b"one")
-            await ws.aclose()
-            with pytest.raises(trio_websocket.ConnectionClosed):
-                await _send(sender, ws, b"two")
+    async with connected() as (ws, sender, received, closed):
+        await _send(sender, ws, b"one")
+        await ws.aclose()
+        with pytest.raises(trio_websocket.ConnectionClosed):
+            await _send(sender, ws, b"two")
         with trio.fail_after(5):
             await closed.wait()
         assert received == [b"one"]
-        nursery.cancel_scope.cancel()
 
 
 @mock_clock
