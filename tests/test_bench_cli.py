@@ -49,6 +49,22 @@ def test_bench_load_echo_runs_floor_and_full_path(tmp_path, capsys):
     assert set(data["goals"]) == {"calls_per_core>=100", "fraction_of_floor>=0.6"}
 
 
+def test_bench_load_agent_runs_the_agent_path_against_the_emulators(tmp_path, capsys):
+    assert main(["bench", "--results", str(tmp_path), "load", "--mode", "agent", "--no-floor", *SHORT,
+                 "--seconds", "9"]) == 0  # the ~7 s greeting, then each caller's first line
+    data = json.loads((tmp_path / "bench-load-agent.json").read_text())
+    full = data["full"]["steps"][0]
+    _check_step(full, "call")
+    # every call was answered by the agent (greeting) and its callers' lines reached the STT emulator
+    assert full["agent_utterances"] >= 3 and full["lines_said"] >= 3 and full["marks_echoed"] > 0
+    window = full["server_window"]
+    assert window["calls_started"] == 3 and window["errors"] == 0
+    assert full["emulators_cpu_window"] is not None
+    if data["cores"] is not None:  # the server had a core of its own
+        assert data["cores"]["server"] and not set(data["cores"]["server"]) & set(data["cores"]["callers_and_emulators"])
+    assert "full path, agent handler" in capsys.readouterr().out
+
+
 def test_bench_rejects_an_unknown_library(tmp_path, capsys):
     assert main(["bench", "--results", str(tmp_path), "ws", "--libs", "tornado", *SHORT]) == 2
     assert "unknown library: tornado" in capsys.readouterr().err
