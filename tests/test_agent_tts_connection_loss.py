@@ -10,8 +10,8 @@ import trio
 
 from agent_helpers import LLM_PROFILE, STARTUP_TTS_CONNECTIONS, agent_rig, heard_after, heard_spans, mock_clock, \
     tts_faults
-from test_agent_e2e_tts import AFTER, GREETING, GREETING_TEXT, MS_PER_CHAR, QUESTION
-from offhook.sim.emulators.plan import Fault, LatencyProfile
+from test_agent_e2e_tts import AFTER, GREETING, GREETING_TEXT, MS_PER_CHAR, QUESTION, words_spoken
+from offhook.sim.emulators.plan import Fault, FaultPlan, LatencyProfile
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,6 +36,34 @@ async def test_a_connection_the_service_closes_between_turns_is_opened_again_for
         (len(GREETING_TEXT) + 1) * MS_PER_CHAR, abs=0.03)  # the greeting, whole, once
     assert [r.getMessage() for r in caplog.records if r.name == "offhook.providers.elevenlabs"] == [
         "ElevenLabs connection 0 failed: ElevenLabs closed the connection: 1000 NORMAL_CLOSURE"]
+
+
+@mock_clock
+async def test_when_every_voice_lost_its_connection_the_first_goes_on_over_a_new_one():
+    async with agent_rig(tts_faults=tts_faults(Fault("close_normal", after_s=0.35))) as rig:
+        # the fallback's connection of this call closes too, 0.3 s into what it was given to say
+        rig.tts2.faults = FaultPlan([Fault("close_normal", after_s=0.3)])
+        result, call = await rig.call([GREETING, {"say": QUESTION}, AFTER])
+    fallbacks = [e.detail for e in call.record.events if e.kind == "tts_fallback"]
+    assert len(fallbacks) == 2 and fallbacks[0].endswith("continuing on elevenlabs-fallback")
+    assert fallbacks[1].startswith("elevenlabs-fallback: ") and "1000 NORMAL_CLOSURE" in fallbacks[1]
+    assert fallbacks[1].endswith("continuing on elevenlabs (new connection)")
+    # each voice went on from the first word whose audio had not reached offhook from the voice
+    # before it (a word cut mid-way is said again in full): the whole greeting, in three pieces
+    sent = [rig.said()[0].split(), rig.said(fallback=True)[0].split(), rig.said()[1].split()]
+    assert sent[0] == GREETING_TEXT.split()
+    first, second = (call.pacer.utterances[u] for u in sorted(call.pacer.utterances)[:2])
+    for before, u, after in ((sent[0], first, sent[1]), (sent[1], second, sent[2])):
+        done = words_spoken(before, "".join(t for t, _, _ in u.alignment))
+        assert 0 <= done < len(before) and after == before[done:]
+    assert sent[2]
+    assert rig.contexts()[1].connection != rig.contexts()[0].connection
+    # the caller heard the greeting, whole and without a gap, then the answer (primary, healed)
+    greeting = heard_spans(result)[0]
+    assert greeting[1] - greeting[0] >= len(GREETING_TEXT) * MS_PER_CHAR - 0.05
+    assert heard_after(result, result.lines[0].end) - result.lines[0].end <= 0.9
+    assert "Maple Street" in rig.said()[-1] and len(rig.said(fallback=True)) == 1
+    assert call.end_reason == "caller_hangup" and not [k for _, k, _ in call.events if k == "error"]
 
 
 @contextmanager

@@ -5,8 +5,9 @@ session, sends the text not yet spoken and then every new clause, and moves the 
 `OutboundPath` (at the provider's format; mu-law 8 kHz passes straight) into the pacer. An attempt
 fails on a TTSError, on first audio later than `first_audio_timeout` after its first text, or when
 the watchdog finds it owing audio while the line is silent; the next voice then continues from the
-first word whose audio never arrived (the alignment says which). A per-process circuit breaker per
-provider keeps later utterances off a failing one until a probe succeeds.
+first word whose audio never arrived (the alignment says which). When no voice is left, one whose
+connection ended under the utterance goes on once more over a new connection. A per-process
+circuit breaker per provider keeps later utterances off a failing one until a probe succeeds.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import trio
 from offhook.agent.breaker import CircuitBreaker
 from offhook.audio import OutboundPath, ulaw_level_db
 from offhook.providers.base import TTSError, TTSProvider, TTSSession
+from offhook.providers.tts_stream import TTSConnectionError
 
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
 
@@ -77,9 +79,10 @@ def _first_leaf(group: BaseException) -> BaseException:
 
 
 class _AttemptFailed(Exception):
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str, *, connection_lost: bool = False) -> None:
         super().__init__(why)
         self.why = why
+        self.connection_lost = connection_lost  # the voice's connection ended under the utterance
 
 
 @dataclass
@@ -175,15 +178,19 @@ class Speaker:
     async def run(self) -> None:
         carry, index = "", await self._opener()   # text to re-send first, next feed item
         tried: set[str] = set()
+        lost: set[str] = set()      # voices whose connection ended under this utterance
+        retried: set[str] = set()   # ... and that had their one more go
         try:
             if not await self.feed.wait(index):
                 return  # nothing (more) to say: no TTS utterance at all
+            voice = self._next_voice(tried, lost)
             while True:
-                candidates = [v for v in self._order() if v.name not in tried]
-                if not candidates:
+                if voice is None:
                     self.on_event("tts_exhausted", "no TTS voice could speak the reply")
                     return
-                voice = candidates[0]
+                if voice.name in tried:
+                    retried.add(voice.name)
+                    lost.discard(voice.name)
                 tried.add(voice.name)
                 att = Attempt(voice)
                 self.attempts.append(att)
@@ -196,11 +203,22 @@ class Speaker:
                     index = state["index"]
                     voice.breaker.record_failure()
                     carry = self._unspoken(att)
-                    nxt = [v.name for v in self._order() if v.name not in tried]
-                    self.on_event("tts_fallback", f"{voice.name}: {e.why}; "
-                                  f"{'continuing on ' + nxt[0] if nxt else 'no voice left'}")
+                    if e.connection_lost and voice.name not in retried:
+                        lost.add(voice.name)
+                    failed, voice = voice, self._next_voice(tried, lost)
+                    again = " (new connection)" if voice is not None and voice.name in tried else ""
+                    self.on_event("tts_fallback", f"{failed.name}: {e.why}; "
+                                  f"{'continuing on ' + voice.name + again if voice else 'no voice left'}")
         finally:
             self.done = True
+
+    def _next_voice(self, tried: set[str], lost: set[str]) -> Voice | None:
+        """The first voice not tried yet; when none is left, one whose connection ended under the
+        utterance, once more (its session connects again): a socket the service closed says
+        nothing about the voice, and with one voice configured the reply would otherwise stop."""
+        order = self._order()
+        return next((v for v in order if v.name not in tried), None) \
+            or next((v for v in order if v.name in lost), None)
 
     @staticmethod
     def _unspoken(att: Attempt) -> str:
@@ -225,9 +243,11 @@ class Speaker:
         if session is None:
             raise _AttemptFailed("its session is closed")
         failure: BaseException | None = None
+        opened = False
         try:
             with att.scope:
                 async with session.utterance() as utt:
+                    opened = True
                     fmt = utt.format
                     fmt_path.append(OutboundPath(fmt.sample_rate, src_encoding="ulaw" if fmt.encoding == "ulaw"
                                                  else "pcm16"))
@@ -246,7 +266,8 @@ class Speaker:
             att.characters = att.characters or len(att.sent)
             self._close_utterance(att, fmt_path)
         if failure is not None:
-            raise _AttemptFailed(f"{type(failure).__name__}: {failure}"[:160])
+            raise _AttemptFailed(f"{type(failure).__name__}: {failure}"[:160],
+                                 connection_lost=opened and isinstance(failure, (TTSConnectionError, OSError)))
         self._close_utterance(att, fmt_path)
         if att.scope.cancelled_caught:
             raise _AttemptFailed(att.fail_reason or "cancelled")
