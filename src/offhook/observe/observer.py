@@ -12,6 +12,13 @@ It serves /metrics, /dashboard, /dashboard/call/<sid> and /recordings/<sid>.wav.
 The server's hooks are synchronous and run on the call's path, so they only do in-memory work
 (metrics, a snapshot of the record) and queue the store work for one writer task, which keeps a
 call's writes in order (start before end before status correction) and off the hot path.
+
+A write the store cannot take because it is unreachable goes to the outbox on disk (see
+observe.outbox) and is retried with backoff until the store is back; while anything is waiting
+there, new writes queue behind it, so the order holds across an outage, a shutdown and the next
+start (which delivers the outbox first). The store's writes are upserts of the whole record, so a
+write delivered twice (the store took it but the answer was lost) is still one row. A write that
+fails for another reason (a bug, a malformed record) is not retried: it goes to outbox/failed/.
 """
 from __future__ import annotations
 
@@ -21,28 +28,32 @@ import math
 import re
 import socket
 import time
+import traceback
 from collections import deque
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Callable
 from urllib.parse import parse_qs, quote, urlencode
 
 import trio
+from prometheus_client import Counter, Gauge
 
 from offhook.observe import dashboard
 from offhook.observe.cost import CostLedger
 from offhook.observe.metrics import CONTENT_TYPE, Metrics
+from offhook.observe.outbox import Backoff, Outbox, Write
 from offhook.observe.record import CallRecord, EventRecord
 from offhook.observe.recording import CallRecorder, keep_decision
 from offhook.observe.report import RECORDING_EVENT, compute
 from offhook.observe.retention import recording_file, retention_task
-from offhook.observe.store import StoreError, open_store, valid_sid
+from offhook.observe.store import open_store, valid_sid
 
 log = logging.getLogger("offhook.observe")
 
-DRAIN_S = 10.0            # at shutdown, queued writes get this long to finish
+DRAIN_S = 10.0            # at shutdown, queued writes get this long to finish (the rest stay in the outbox)
+RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0  # outbox retries: 1 s, doubling, at most a minute apart
 DASHBOARD_MAX_CALLS = 5000
 MAX_DAYS = 366
 CHUNK = 64 * 1024
@@ -64,13 +75,25 @@ class Observer:
         self.store = store
         self.ledger = ledger
         self.metrics = Metrics()
+        self.server_id = config.server_id or socket.gethostname()
+        self.outbox = Outbox(Path(config.data_dir) / "outbox", self.server_id)
+        Gauge("offhook_store_outbox_writes", "Call-store writes waiting in the local outbox for the store",
+              registry=self.metrics.registry).set_function(lambda: len(self.outbox.pending))
+        self.failed_writes = Counter("offhook_store_failed_writes",
+                                     "Call-store writes that failed other than by an outage (kept in outbox/failed)",
+                                     registry=self.metrics.registry)
         self.root = Path(config.data_dir) / "recordings"
         self.spool = self.root / "spool"
-        self.server_id = config.server_id or socket.gethostname()
         self._send, self._recv = trio.open_memory_channel(math.inf)
-        self._drain_deadline = math.inf
-        self.write_seconds: deque[float] = deque(maxlen=1000)  # per queued job, for operators and benches
-        self.write_failures = 0
+        self._drain = trio.CancelScope()       # its deadline is set at shutdown
+        self.write_seconds: deque[float] = deque(maxlen=1000)  # per store attempt, for operators and benches
+        self.write_failures = 0                # writes moved to failed/ (not retried)
+        self._backoff = Backoff(RETRY_FIRST_S, RETRY_MAX_S)
+        self._retry_at = -math.inf
+        self._outage_since: float | None = None  # trio time the store was first found unreachable
+        self._delivered_late = 0               # writes delivered from the outbox in this outage
+        self._current: Write | None = None     # taken from the queue, not yet stored, on disk or failed
+        self._marks: list[tuple[int, trio.Event]] = []  # flush() waiters: (last outbox seq before it)
         self.sweeps: list = []                 # retention SweepResults, oldest first (bounded)
         self.swept = trio.Event()              # set after each sweep (replaced by a fresh one)
         self.app = None
@@ -82,20 +105,28 @@ class Observer:
         ledger = CostLedger(config.prices)  # bad [prices] fail at start, not at the first call's end
         async with open_store(config) as store:
             obs = cls(config, store, ledger)
-            async with trio.open_nursery() as writer:
-                writer.start_soon(obs._writer)
-                try:
-                    async with trio.open_nursery() as background:
-                        await background.start(obs.metrics.measure_loop_lag)
-                        await background.start(partial(retention_task, store, obs.root,
-                                                       config.recording_retention_days, on_sweep=obs._swept))
-                        try:
-                            yield obs
-                        finally:
-                            background.cancel_scope.cancel()
-                finally:
-                    obs._drain_deadline = trio.current_time() + DRAIN_S
-                    obs._send.close()
+            await trio.to_thread.run_sync(obs.outbox.open)
+            try:
+                if obs.outbox.pending:
+                    log.warning("call store: %d writes left in %s by an earlier run; delivering them first",
+                                len(obs.outbox.pending), obs.outbox.dir)
+                async with trio.open_nursery() as writer:
+                    writer.start_soon(obs._writer)
+                    try:
+                        async with trio.open_nursery() as background:
+                            await background.start(obs.metrics.measure_loop_lag)
+                            await background.start(partial(retention_task, store, obs.root,
+                                                           config.recording_retention_days, on_sweep=obs._swept))
+                            try:
+                                yield obs
+                            finally:
+                                background.cancel_scope.cancel()
+                    finally:
+                        obs._drain.deadline = trio.current_time() + DRAIN_S
+                        obs._send.close()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(obs.outbox.close)
 
     def _swept(self, result) -> None:
         self.sweeps.append(result)
@@ -103,36 +134,187 @@ class Observer:
         done, self.swept = self.swept, trio.Event()
         done.set()
 
+    # ---------------------------------------------------------------- the writer
     async def _writer(self) -> None:
-        # Shielded: a shutdown must not cut a call's record write in half; the channel closing (and the
-        # drain deadline) is what ends this task.
+        # Shielded: a shutdown must not cut a call's record write in half; the channel closing and the
+        # drain deadline are what end this task, and what the deadline cuts off stays in the outbox.
         with trio.CancelScope(shield=True):
-            async for job in self._recv:
-                t = trio.current_time()
-                with trio.move_on_at(self._drain_deadline) as scope:
+            with self._drain:
+                while True:
+                    if self.outbox.pending:
+                        await self._retry_outbox()
+                        continue
                     try:
-                        await job()
-                    except Exception:
-                        self.write_failures += 1
-                        log.exception("call store write failed")
-                if scope.cancelled_caught:
-                    self.write_failures += 1
-                    log.error("call store write abandoned at shutdown (store too slow)")
-                self.write_seconds.append(trio.current_time() - t)
+                        item = await self._recv.receive()
+                    except trio.EndOfChannel:
+                        break
+                    w = await self._prepared(item)
+                    if w is not None:
+                        await self._deliver(w)
+            await self._spill()
 
-    def _submit(self, job: Callable[[], Awaitable[None]]) -> None:
+    async def _prepared(self, item) -> Write | None:
+        """The write an item of the queue stands for (None for a flush mark)."""
+        if isinstance(item, trio.Event):
+            self._mark(item)
+            return None
+        if isinstance(item, Write):
+            self._current = item
+            return item
+        with trio.CancelScope(shield=True):  # local work (the recording): never cut off by the drain
+            self._current = await item()
+        return self._current
+
+    async def _deliver(self, w: Write) -> None:
+        error = await self._attempt(w)
+        if error is None:
+            self._current = None
+        elif self.store.unavailable(error):
+            self._outage(error)
+            await self._keep(w)
+            self._retry_at = trio.current_time() + self._backoff.next()
+        else:
+            await self._failed(w, error)
+
+    async def _retry_outbox(self) -> None:
+        if trio.current_time() < self._retry_at:
+            await self._keep_until(self._retry_at)
+            return
+        w = self.outbox.pending[0]
+        error = await self._attempt(w)
+        if error is None:
+            await trio.to_thread.run_sync(self.outbox.done, w)
+            self._backoff.reset()
+            self._retry_at = -math.inf
+            self._delivered_late += 1
+            if not self.outbox.pending:
+                self._recovered()
+        elif self.store.unavailable(error):
+            self._outage(error)
+            self._retry_at = trio.current_time() + self._backoff.next()
+            log.debug("call store still unavailable (%s); next try at %.1f", self.store.redact(str(error))[:200],
+                      self._retry_at)
+        else:
+            await self._failed(w, error)
+        self._release_marks()
+
+    async def _keep_until(self, when: float) -> None:
+        """Until `when`, new writes go straight to the outbox, behind the ones waiting there."""
+        with trio.move_on_at(when):
+            while True:
+                try:
+                    item = await self._recv.receive()
+                except trio.EndOfChannel:
+                    await trio.sleep_until(when)
+                    return
+                w = await self._prepared(item)
+                if w is not None:
+                    await self._keep(w)
+
+    async def _attempt(self, w: Write) -> Exception | None:
+        t = trio.current_time()
         try:
-            self._send.send_nowait(job)
+            await self._write(w)
+        except Exception as e:  # classified by the caller: outage (retry) or not (failed/)
+            return e
+        finally:
+            self.write_seconds.append(trio.current_time() - t)
+        return None
+
+    async def _write(self, w: Write) -> None:
+        if w.kind == "start":
+            await self.store.start_call(w.record())
+        elif w.kind == "finish":
+            rec = w.record()
+            status = (await self.store.get_status(rec.call_sid)).get("completed")
+            extra = 0.0
+            if status and status["duration"] is not None:
+                extra = self._apply_twilio_duration(rec, status["duration"])
+            await self.store.finish_call(rec)
+            self._count_twilio_cost(extra)
+        elif w.kind == "status":
+            await self._write_status(w.payload, w.made_at)
+        else:
+            raise ValueError(f"unknown call store write {w.kind!r}")
+
+    async def _keep(self, w: Write) -> None:
+        await trio.to_thread.run_sync(self.outbox.add, w)
+        self._current = None
+
+    async def _failed(self, w: Write, error: Exception) -> None:
+        self._current = None
+        self.write_failures += 1
+        self.failed_writes.inc()
+        why = self.store.redact("".join(traceback.format_exception(error)))
+        try:
+            where = await trio.to_thread.run_sync(self.outbox.fail, w, why)
+        except OSError as e:
+            where = f"nowhere ({e})"
+        log.error("call store refused the %s (%s: %s), not retrying; kept in %s", w.label, type(error).__name__,
+                  self.store.redact(str(error))[:300], where)
+
+    def _outage(self, error: Exception) -> None:
+        if self._outage_since is not None:
+            return
+        self._outage_since = trio.current_time()
+        self._delivered_late = 0
+        log.warning("call store unavailable (%s): keeping call records in %s and retrying until it is back",
+                    self.store.redact(f"{type(error).__name__}: {error}")[:300], self.outbox.dir)
+
+    def _recovered(self) -> None:
+        if self._outage_since is None:
+            log.warning("call store: the %d writes left by an earlier run are delivered", self._delivered_late)
+        else:
+            log.warning("call store back after %.0f s: %d waiting writes delivered",
+                        trio.current_time() - self._outage_since, self._delivered_late)
+        self._outage_since = None
+        self._delivered_late = 0
+
+    async def _spill(self) -> None:
+        """After the drain deadline: what is not in the store yet goes to the outbox for the next start."""
+        if self._current is not None and self._current.path is None:
+            await self._keep(self._current)
+        while True:
+            try:
+                item = self._recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            w = await self._prepared(item)
+            if w is not None:
+                await self._keep(w)
+        if self.outbox.pending:
+            log.warning("call store: %d writes not delivered by shutdown; kept in %s for the next start",
+                        len(self.outbox.pending), self.outbox.dir)
+        for _, done in self._marks:
+            done.set()
+        self._marks.clear()
+
+    def _mark(self, done: trio.Event) -> None:
+        if self.outbox.pending:
+            self._marks.append((self.outbox.pending[-1].seq, done))
+        else:
+            done.set()
+
+    def _release_marks(self) -> None:
+        head = self.outbox.pending[0].seq if self.outbox.pending else math.inf
+        waiting = []
+        for seq, done in self._marks:
+            if seq < head:
+                done.set()
+            else:
+                waiting.append((seq, done))
+        self._marks = waiting
+
+    def _submit(self, item) -> None:
+        try:
+            self._send.send_nowait(item)
         except trio.ClosedResourceError:
             log.error("call store already closed: a write was dropped")
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is written."""
+        """Wait until everything queued so far is in the store (or failed, and kept in outbox/failed)."""
         done = trio.Event()
-
-        async def mark() -> None:
-            done.set()
-        self._submit(mark)
+        self._submit(done)
         await done.wait()
 
     # ---------------------------------------------------------------- the server's hooks
@@ -163,8 +345,7 @@ class Observer:
         if not valid_sid(rec.call_sid):
             log.warning("call with an unusable sid %r: not recorded", rec.call_sid[:80])
             return
-        snap = CallRecord.from_dict(rec.to_dict())
-        self._submit(lambda: self.store.start_call(snap))
+        self._submit(Write.of_record("start", rec))
         try:
             call.recorder = CallRecorder(self.spool, rec.call_sid)
         except OSError as e:  # monitoring trouble must never cost the caller the call
@@ -193,15 +374,15 @@ class Observer:
             recorder.close()  # no frame after the end
         snap = CallRecord.from_dict(rec.to_dict())
 
-        async def job() -> None:
-            status = (await self.store.get_status(snap.call_sid)).get("completed")
-            if status and status["duration"] is not None:
-                self._apply_twilio_duration(snap, status["duration"])
-            if recorder is not None:
-                await self._keep_or_discard(recorder, snap, why)
+        async def finish() -> Write:
+            if recorder is not None:  # before the record is written: it names the kept recording
+                try:
+                    await self._keep_or_discard(recorder, snap, why)
+                except Exception:  # the recording's trouble must not cost the record
+                    log.exception("call %s: recording not kept", snap.call_sid)
                 rec.recording_path = snap.recording_path
-            await self.store.finish_call(snap)
-        self._submit(job)
+            return Write.of_record("finish", snap)
+        self._submit(finish)
 
     async def _keep_or_discard(self, recorder: CallRecorder, snap: CallRecord, why: str | None) -> None:
         """Save the WAV when kept (else drop the spool); a failure costs the recording, never the record."""
@@ -216,32 +397,37 @@ class Observer:
         except OSError as e:
             log.warning("call %s: recording not kept (%s)", snap.call_sid, e)
 
-    def _apply_twilio_duration(self, rec: CallRecord, seconds: float) -> None:
-        """Twilio's billed duration replaces our stream-time estimate; the cost metric catches up."""
+    def _apply_twilio_duration(self, rec: CallRecord, seconds: float) -> float:
+        """Twilio's billed duration replaces our stream-time estimate; returns the extra Twilio dollars
+        (for the cost metric, counted once the corrected record is stored)."""
         before = rec.cost.get("twilio", 0.0)
         rec.usage.twilio_seconds = seconds
         rec.cost = self.ledger.cost(rec.usage)
-        if rec.cost["twilio"] > before:
-            self.metrics.cost.labels(component="twilio").inc(rec.cost["twilio"] - before)
+        return max(0.0, rec.cost["twilio"] - before)
+
+    def _count_twilio_cost(self, dollars: float) -> None:
+        if dollars > 0:
+            self.metrics.cost.labels(component="twilio").inc(dollars)
 
     def status(self, st: dict) -> None:
-        async def job() -> None:
-            try:
-                await self.store.record_status(st)
-            except StoreError as e:
-                log.warning("status callback not stored: %s", e)
-                return
-            if st.get("CallStatus") != "completed":
-                return
-            try:
-                seconds = float(st.get("CallDuration") or "")
-            except ValueError:
-                return
-            rec = await self.store.get_call(st.get("CallSid", ""))
-            if rec is not None and rec.complete:  # else the call's end picks the duration up
-                self._apply_twilio_duration(rec, seconds)
-                await self.store.finish_call(rec)
-        self._submit(job)
+        if not valid_sid(st.get("CallSid", "")):
+            log.warning("status callback not stored: invalid CallSid %r", st.get("CallSid", "")[:80])
+            return
+        self._submit(Write.of_status(st, time.time()))
+
+    async def _write_status(self, st: dict, received_at: float) -> None:
+        await self.store.record_status(st, received_at)
+        if st.get("CallStatus") != "completed":
+            return
+        try:
+            seconds = float(st.get("CallDuration") or "")
+        except ValueError:
+            return
+        rec = await self.store.get_call(st.get("CallSid", ""))
+        if rec is not None and rec.complete:  # else the call's end picks the duration up
+            extra = self._apply_twilio_duration(rec, seconds)
+            await self.store.finish_call(rec)
+            self._count_twilio_cost(extra)
 
     # ---------------------------------------------------------------- HTTP
     def _authorized(self, scope) -> bool:

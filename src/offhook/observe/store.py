@@ -64,6 +64,10 @@ class StoreError(RuntimeError):
     pass
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached (server down, network, disk): the write may succeed later."""
+
+
 def valid_sid(sid: str) -> bool:
     """Call sids reach file names and URLs: letters, digits, '-' and '_' only."""
     return bool(SID_RE.match(sid))
@@ -97,6 +101,14 @@ class SqlStore(ABC):
 
     def _lock_for_migration(self) -> None:
         pass
+
+    def unavailable(self, error: BaseException) -> bool:
+        """Is this write failure an outage (retry later) rather than a bug or bad data (never retry)?"""
+        return isinstance(error, (StoreUnavailable, OSError))
+
+    def redact(self, text: str) -> str:
+        """The text with the store's secrets (e.g. a password in its URL) masked, for logs."""
+        return text
 
     # ---------------------------------------------------------------- plumbing
     async def _run(self, fn: Callable, *args) -> Any:
@@ -159,8 +171,9 @@ class SqlStore(ABC):
         """Write the completed record (also used to rewrite a stored one, e.g. after a status callback)."""
         await self._run(self._upsert, self._row(rec))
 
-    async def record_status(self, status: dict[str, str]) -> None:
-        """Keep a Twilio status callback; a known call gets its Twilio status and duration."""
+    async def record_status(self, status: dict[str, str], received_at: float | None = None) -> None:
+        """Keep a Twilio status callback; a known call gets its Twilio status and duration. `received_at`
+        (wall time) is when it arrived, if that was before now (a write retried after an outage)."""
         sid = status.get("CallSid", "")
         if not valid_sid(sid):
             raise StoreError(f"status callback with an invalid CallSid {sid[:80]!r}")
@@ -168,7 +181,7 @@ class SqlStore(ABC):
             duration = float(status["CallDuration"]) if status.get("CallDuration") else None
         except ValueError:
             duration = None
-        received = time.time()  # wall time: statuses from several servers are compared
+        received = time.time() if received_at is None else received_at  # wall time: servers compare them
 
         def write() -> None:
             self._execute(

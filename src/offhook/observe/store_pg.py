@@ -1,7 +1,8 @@
 """The PostgreSQL call store (psycopg 3) for several servers sharing one database.
 
 Each server keeps one connection (autocommit); a dropped connection is reopened once per statement
-before the error is raised. Schema migration takes a transaction-scoped advisory lock so servers
+before the error is raised (an OperationalError or StoreUnavailable: the observer keeps the write in
+its outbox and retries). Schema migration takes a transaction-scoped advisory lock so servers
 starting together do not race to create the tables.
 """
 from __future__ import annotations
@@ -11,8 +12,9 @@ import re
 from typing import Callable
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
-from offhook.observe.store import SqlStore, StoreError
+from offhook.observe.store import SqlStore, StoreUnavailable
 
 log = logging.getLogger("offhook.store")
 
@@ -37,8 +39,20 @@ class PostgresStore(SqlStore):
         try:
             self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as e:
-            raise StoreError(f"cannot connect to the call store {_redact(self.url)}: "
-                             f"{str(e).replace(self.url, _redact(self.url))[:300]}") from None
+            raise StoreUnavailable(f"cannot connect to the call store {_redact(self.url)}: "
+                                   f"{self.redact(str(e))[:300]}") from None
+
+    def unavailable(self, error: BaseException) -> bool:
+        # connection lost/refused, server shutting down, out of resources: all worth retrying
+        return isinstance(error, psycopg.OperationalError) or super().unavailable(error)
+
+    def redact(self, text: str) -> str:
+        text = _redact(text.replace(self.url, _redact(self.url)))
+        try:
+            password = conninfo_to_dict(self.url).get("password")
+        except psycopg.Error:
+            password = None
+        return text.replace(str(password), "***") if password else text
 
     def _execute(self, sql: str, params: tuple = ()) -> list[tuple]:
         sql = sql.replace("?", "%s")

@@ -6,7 +6,12 @@ import sqlite3
 from pathlib import Path
 from typing import Callable
 
-from offhook.observe.store import SqlStore, StoreError
+from offhook.observe.store import SqlStore, StoreError, StoreUnavailable
+
+# sqlite result codes that say "not now" (locked, read-only, I/O error, disk full, cannot open) rather
+# than "wrong statement": only these are retried
+_TRANSIENT = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR,
+              sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN}
 
 
 def sqlite_path(config) -> str:
@@ -37,8 +42,13 @@ class SqliteStore(SqlStore):
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
             db.execute("PRAGMA busy_timeout=10000")
         except sqlite3.Error as e:
-            raise StoreError(f"cannot open the call store {self.path}: {e}") from None
+            raise StoreUnavailable(f"cannot open the call store {self.path}: {e}") from None
         self._db = db
+
+    def unavailable(self, error: BaseException) -> bool:
+        if isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorcode", None) is not None:
+            return error.sqlite_errorcode & 0xFF in _TRANSIENT
+        return super().unavailable(error)
 
     def _execute(self, sql: str, params: tuple = ()) -> list[tuple]:
         assert self._db is not None, "store not started"
