@@ -25,6 +25,8 @@ import trio
 import trio_websocket
 from wsproto.connection import ConnectionState
 
+from offhook.socket_write import plain_socket, write_now
+
 _BINARY_FIN = 0x82
 _MASKED = 0x80
 
@@ -70,12 +72,7 @@ class DirectSender:
         frame = memoryview(client_frame(message))
         if self._lock.locked():  # another writer is mid-frame: queue behind it
             return Rest(frame, locked=False)
-        try:
-            n = self._sock.send(frame)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        except OSError:
-            n = 0  # a dead socket: the regular path below reports it as trio-websocket does
+        n = write_now(self._sock, frame)
         if n == len(frame):
             return None
         self._lock.acquire_nowait()  # no yield since the write: nobody can have taken it
@@ -102,12 +99,9 @@ class DirectSender:
 
 def direct_sender(ws: trio_websocket.WebSocketConnection) -> DirectSender | None:
     """A DirectSender for a plain-TCP connection, or None (TLS, or an unknown trio-websocket)."""
-    stream = getattr(ws, "_stream", None)
-    if not isinstance(stream, trio.SocketStream):
+    sock = plain_socket(getattr(ws, "_stream", None))
+    if sock is None:
         return None
     if not all(hasattr(ws, a) for a in ("_stream_lock", "_wsproto", "_close_reason", "_abort_web_socket")):
-        return None
-    sock = getattr(stream.socket, "_sock", None)
-    if sock is None:
         return None
     return DirectSender(ws, sock)

@@ -1,0 +1,61 @@
+"""hypercorn's socket writes without a scheduler round trip when the socket takes them at once
+(hypercorn 0.17-0.18, plain TCP).
+
+Every message hypercorn sends goes through `TCPServer.protocol_send`: `async with send_lock`, then a
+shielded `send_all`. Taking a free trio Lock yields, and `send_all` yields again after writing, so
+each outbound media frame cost two task switches and reached the socket one scheduler batch after
+the pacer sent it: under load that batch is milliseconds, the frame's lateness. While the lock is
+free nobody is mid-write, so the frame can go to the kernel straight away (socket_write.py); what
+the kernel does not take goes out under the lock as before, before anything else can be sent.
+TLS streams (hypercorn terminating TLS itself) keep the original path.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+
+import trio
+from hypercorn.events import Closed, RawData
+from hypercorn.trio import tcp_server
+
+from offhook.server.hypercorn_ws import PATCHED_VERSIONS
+from offhook.socket_write import plain_socket, write_now
+
+log = logging.getLogger("offhook.server")
+_original = tcp_server.TCPServer.protocol_send
+
+
+async def protocol_send(self, event) -> None:
+    if not isinstance(event, RawData) or self.send_lock.locked():
+        return await _original(self, event)
+    sock = plain_socket(self.stream)
+    if sock is None:
+        return await _original(self, event)
+    data = memoryview(event.data)
+    n = write_now(sock, data)
+    if n == len(data):
+        return
+    self.send_lock.acquire_nowait()  # nothing yielded since the lock was seen free
+    broken = False
+    try:
+        with trio.CancelScope(shield=True):
+            await self.stream.send_all(data[n:])
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        broken = True
+    finally:
+        self.send_lock.release()
+    if broken:
+        await self.protocol.handle(Closed())
+
+
+def install() -> bool:
+    """Idempotent; other hypercorn versions keep their own protocol_send."""
+    try:
+        version = importlib.metadata.version("hypercorn")
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    if not version.startswith(PATCHED_VERSIONS):
+        log.warning("hypercorn %s: socket writes not patched (each goes through the scheduler)", version or "?")
+        return False
+    tcp_server.TCPServer.protocol_send = protocol_send
+    return True

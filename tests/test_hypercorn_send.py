@@ -1,0 +1,85 @@
+"""hypercorn's socket writes straight to the kernel (server/hypercorn_send.py), through a real
+hypercorn server on loopback: a response bigger than any socket buffer (the rest goes out under the
+lock), a burst of WebSocket messages from two tasks at once, all intact and in order."""
+import os
+from functools import partial
+
+import pytest
+import trio
+import trio_websocket
+from hypercorn.trio import serve
+from hypercorn.trio import tcp_server
+
+from offhook.server import hypercorn_send
+from offhook.server.run import hypercorn_config  # importing the server module installs the patches
+from provider_helpers import mock_clock
+
+pytestmark = pytest.mark.timeout(60)
+BIG = os.urandom(6 * 2**20)
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            kind = (await receive())["type"].rsplit(".", 1)[1]
+            await send({"type": f"lifespan.{kind}.complete"})
+            if kind == "shutdown":
+                return
+    elif scope["type"] == "http":
+        await receive()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(BIG)).encode())]})
+        await send({"type": "http.response.body", "body": BIG})
+    elif scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+
+        async def burst(tag):
+            for i in range(300):
+                await send({"type": "websocket.send", "text": f"{tag}{i}"})
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(burst, "a")
+            nursery.start_soon(burst, "b")
+        await send({"type": "websocket.send", "bytes": BIG})
+        await receive()  # until the client closes
+
+
+async def _serving(nursery):
+    hc = hypercorn_config("127.0.0.1", 0, 2**24)
+    binds = await nursery.start(partial(serve, app, hc, mode="asgi"))
+    return binds[0].rsplit(":", 1)[1]
+
+
+def test_the_patch_is_installed_for_this_hypercorn():
+    assert tcp_server.TCPServer.protocol_send is hypercorn_send.protocol_send
+
+
+@mock_clock
+async def test_a_response_larger_than_the_socket_buffer_arrives_whole():
+    async with trio.open_nursery() as nursery:
+        port = await _serving(nursery)
+        stream = await trio.open_tcp_stream("127.0.0.1", int(port))
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = bytearray()
+        with trio.fail_after(20):
+            while chunk := await stream.receive_some(2**16):
+                data += chunk
+        head, _, body = bytes(data).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and body == BIG
+        nursery.cancel_scope.cancel()
+
+
+@mock_clock
+async def test_websocket_messages_from_two_tasks_arrive_whole_and_each_task_in_order():
+    async with trio.open_nursery() as nursery:
+        port = await _serving(nursery)
+        async with trio_websocket.open_websocket("127.0.0.1", int(port), "/", use_ssl=False,
+                                                 max_message_size=2**24) as ws:
+            got = []
+            with trio.fail_after(20):
+                while len(got) < 601:
+                    got.append(await ws.get_message())
+        for tag in "ab":
+            assert [m for m in got[:600] if m[0] == tag] == [f"{tag}{i}" for i in range(300)]
+        assert got[600] == BIG
+        nursery.cancel_scope.cancel()
