@@ -48,7 +48,7 @@ from offhook.observe.record import CallRecord, EventRecord
 from offhook.observe.recording import CallRecorder, keep_decision
 from offhook.observe.report import RECORDING_EVENT, compute
 from offhook.observe.retention import recording_file, retention_task
-from offhook.observe.store import open_store, valid_sid
+from offhook.observe.store import StoreError, open_store, valid_sid
 
 log = logging.getLogger("offhook.observe")
 
@@ -105,7 +105,12 @@ class Observer:
         ledger = CostLedger(config.prices)  # bad [prices] fail at start, not at the first call's end
         async with open_store(config) as store:
             obs = cls(config, store, ledger)
-            await trio.to_thread.run_sync(obs.outbox.open)
+            try:
+                await trio.to_thread.run_sync(obs.outbox.open)
+            except OSError as e:
+                raise StoreError(f"cannot use the call store outbox in {obs.outbox.root}: {e}") from None
+            obs.write_failures += obs.outbox.unreadable
+            obs.failed_writes.inc(obs.outbox.unreadable)
             try:
                 if obs.outbox.pending:
                     log.warning("call store: %d writes left in %s by an earlier run; delivering them first",
@@ -305,17 +310,19 @@ class Observer:
                 waiting.append((seq, done))
         self._marks = waiting
 
-    def _submit(self, item) -> None:
+    def _submit(self, item) -> bool:
         try:
             self._send.send_nowait(item)
+            return True
         except trio.ClosedResourceError:
             log.error("call store already closed: a write was dropped")
+            return False
 
     async def flush(self) -> None:
         """Wait until everything queued so far is in the store (or failed, and kept in outbox/failed)."""
         done = trio.Event()
-        self._submit(done)
-        await done.wait()
+        if self._submit(done):
+            await done.wait()
 
     # ---------------------------------------------------------------- the server's hooks
     def attach(self, app) -> None:

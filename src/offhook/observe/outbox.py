@@ -35,6 +35,7 @@ KINDS = ("start", "finish", "status")
 FORMAT = 1
 FAILED = "failed"
 LOCK = ".lock"
+LOCK_TRIES, LOCK_PAUSE_S = 10, 0.05
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -133,7 +134,7 @@ class Outbox:
         """Take this process's directory and load what earlier runs left, oldest first."""
         self.root.mkdir(parents=True, exist_ok=True)
         for name in (self.owner, f"{self.owner}.{os.getpid()}"):
-            fd = self._lock(self.root / name)
+            fd = self._lock(self.root / name, wait=name == self.owner)
             if fd is not None:
                 self.dir, self._lock_fd = self.root / name, fd
                 break
@@ -165,18 +166,23 @@ class Outbox:
         for path in found:
             self._load(path)
 
-    def _lock(self, d: Path) -> int | None:
-        try:
-            d.mkdir(exist_ok=True)
-            fd = os.open(d / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:  # adopted and removed by another server just now
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return fd
+    def _lock(self, d: Path, wait: bool = False) -> int | None:
+        """An flock on d's lock file, or None if a live process holds it. With wait, a holder gets
+        half a second to let go: a sibling worker starting at the same time may be adopting d."""
+        for attempt in range(LOCK_TRIES if wait else 1):
+            if attempt:
+                time.sleep(LOCK_PAUSE_S)  # in a worker thread, at start-up only
+            try:
+                d.mkdir(exist_ok=True)
+                fd = os.open(d / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # adopted and removed by another server just now
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                os.close(fd)
+        return None
 
     @staticmethod
     def _entries(d: Path) -> list[Path]:

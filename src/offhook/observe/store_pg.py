@@ -34,6 +34,7 @@ class PostgresStore(SqlStore):
         super().__init__()
         self.url = url
         self._db: psycopg.Connection | None = None
+        self._lost = False
 
     def _connect(self) -> None:
         try:
@@ -64,8 +65,11 @@ class PostgresStore(SqlStore):
             except psycopg.OperationalError:
                 if attempt == 2 or not (self._db.broken or self._db.closed):
                     raise
-                log.warning("call store connection lost; reconnecting")
+                # said once per outage: while the server stays down every statement tries again
+                log.log(logging.DEBUG if self._lost else logging.WARNING, "call store connection lost; reconnecting")
+                self._lost = True
                 self._connect()
+                self._lost = False
         raise AssertionError("unreachable")
 
     def _transaction(self, statements: Callable[[], None]) -> None:
