@@ -150,6 +150,29 @@ def test_records_written_while_postgres_is_down_arrive_once_it_is_back_in_order_
     run(main)
 
 
+def test_a_calls_end_never_overtakes_its_start_waiting_in_the_outbox(tmp_path, pg, db, logs):
+    """The database comes back while the call's start waits for its next try (1 s later) and the
+    call ends before that: the end must queue behind the start, or the start would overwrite it."""
+    async def main():
+        async with observed(tmp_path, database_url=db) as (app, obs):
+            taken = spy(obs)
+            pg.kill()
+            caller = SimCaller(app.base_ws + "/twilio/media", from_dict({"steps": [{"wait": 0.2}, {"hangup": True}]}))
+            async with trio.open_nursery() as n:
+                n.start_soon(caller.run)
+                while not obs.outbox.pending:
+                    await trio.sleep(0.01)
+                started = trio.current_time()
+                pg.start()
+            await trio.sleep(0.1)
+            assert trio.current_time() - started < 1.0  # the call is over before the start's next try
+            with trio.fail_after(10):
+                await obs.flush()
+        assert taken == [("start_call", caller.call_sid, False), ("finish_call", caller.call_sid, True)]
+        assert rows(db) == [(caller.call_sid, 1, "caller_hangup")]
+    run(main)
+
+
 def test_a_shutdown_during_an_outage_loses_nothing_the_next_start_delivers_it(tmp_path, pg, db, logs):
     long_call = {"steps": [{"wait_for_agent": {"quiet": 0.3}}, {"wait": 60.0}, {"hangup": True}]}
 
