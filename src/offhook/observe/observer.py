@@ -167,7 +167,11 @@ class Observer:
             self._current = item
             return item
         with trio.CancelScope(shield=True):  # local work (the recording): never cut off by the drain
-            self._current = await item()
+            try:
+                self._current = await item()
+            except Exception:
+                log.exception("a call store write could not be prepared; it is lost")
+                return None
         return self._current
 
     async def _deliver(self, w: Write) -> None:
@@ -176,8 +180,8 @@ class Observer:
             self._current = None
         elif self.store.unavailable(error):
             self._outage(error)
+            self._retry_at = trio.current_time() + self._backoff.next()  # from the failure, not the file
             await self._keep(w)
-            self._retry_at = trio.current_time() + self._backoff.next()
         else:
             await self._failed(w, error)
 
@@ -187,20 +191,21 @@ class Observer:
             return
         w = self.outbox.pending[0]
         error = await self._attempt(w)
-        if error is None:
-            await trio.to_thread.run_sync(self.outbox.done, w)
-            self._backoff.reset()
-            self._retry_at = -math.inf
-            self._delivered_late += 1
-            if not self.outbox.pending:
-                self._recovered()
-        elif self.store.unavailable(error):
+        if error is not None and self.store.unavailable(error):
             self._outage(error)
             self._retry_at = trio.current_time() + self._backoff.next()
             log.debug("call store still unavailable (%s); next try at %.1f", self.store.redact(str(error))[:200],
                       self._retry_at)
-        else:
-            await self._failed(w, error)
+        else:  # the store answered: the next write goes at once
+            self._backoff.reset()
+            self._retry_at = -math.inf
+            if error is None:
+                await trio.to_thread.run_sync(self.outbox.done, w)
+                self._delivered_late += 1
+            else:
+                await self._failed(w, error)
+            if not self.outbox.pending:
+                self._recovered()
         self._release_marks()
 
     async def _keep_until(self, when: float) -> None:
@@ -251,10 +256,7 @@ class Observer:
         self.write_failures += 1
         self.failed_writes.inc()
         why = self.store.redact("".join(traceback.format_exception(error)))
-        try:
-            where = await trio.to_thread.run_sync(self.outbox.fail, w, why)
-        except OSError as e:
-            where = f"nowhere ({e})"
+        where = await trio.to_thread.run_sync(self.outbox.fail, w, why) or "nowhere (see above)"
         log.error("call store refused the %s (%s: %s), not retrying; kept in %s", w.label, type(error).__name__,
                   self.store.redact(str(error))[:300], where)
 
@@ -268,7 +270,9 @@ class Observer:
 
     def _recovered(self) -> None:
         if self._outage_since is None:
-            log.warning("call store: the %d writes left by an earlier run are delivered", self._delivered_late)
+            if self._delivered_late:
+                log.warning("call store: the %d writes left by an earlier run are delivered",
+                            self._delivered_late)
         else:
             log.warning("call store back after %.0f s: %d waiting writes delivered",
                         trio.current_time() - self._outage_since, self._delivered_late)
@@ -290,6 +294,8 @@ class Observer:
         if self.outbox.pending:
             log.warning("call store: %d writes not delivered by shutdown; kept in %s for the next start",
                         len(self.outbox.pending), self.outbox.dir)
+        if self.outbox.in_memory:
+            log.error("call store: %d of them could not be kept on disk and are lost", self.outbox.in_memory)
         for _, done in self._marks:
             done.set()
         self._marks.clear()

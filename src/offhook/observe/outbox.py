@@ -229,33 +229,50 @@ class Outbox:
         return f"{w.seq:012d}-{w.kind}-{w.call_sid if valid_sid(w.call_sid) else 'unknown'}.json"
 
     def add(self, w: Write) -> None:
-        """Keep w on disk, behind everything already pending."""
+        """Keep w on disk, behind everything already pending. If it cannot be written (disk full, a
+        value JSON cannot hold) it still waits in the queue, in memory only (`in_memory`)."""
         assert self.dir is not None, "outbox not open"
         w.seq = next(self._seq)
         path = self.dir / self._name(w)
-        _write_atomically(path, w.to_json())
-        w.path = path
+        try:
+            _write_atomically(path, w.to_json())
+            w.path = path
+        except (OSError, TypeError, ValueError) as e:
+            log.error("outbox: cannot keep the %s on disk (%s); it waits in memory only", w.label, e)
         self.pending.append(w)
+
+    @property
+    def in_memory(self) -> int:
+        return sum(w.path is None for w in self.pending)
 
     def done(self, w: Write) -> None:
         """w is in the store: forget it."""
-        self.pending.remove(w)
-        if w.path is not None:
-            w.path.unlink(missing_ok=True)
+        self._drop(w)
 
-    def fail(self, w: Write, error: str) -> Path:
-        """w cannot be written (not an outage): keep it with the error in failed/, out of the queue."""
+    def fail(self, w: Write, error: str) -> Path | None:
+        """w cannot be written (not an outage): out of the queue, kept with the error in failed/
+        (None if even that cannot be written)."""
         try:
             data = w.to_json()
         except (TypeError, ValueError):  # the record itself does not serialise: keep what can be shown
             data = json.dumps({"kind": w.kind, "call_sid": w.call_sid, "made_at": w.made_at, "payload": w.payload},
                               default=repr).encode()
-        out = self._to_failed(f"{w.kind}-{w.call_sid if valid_sid(w.call_sid) else 'unknown'}.json", data, error)
+        try:
+            return self._to_failed(f"{w.kind}-{w.call_sid if valid_sid(w.call_sid) else 'unknown'}.json", data, error)
+        except OSError as e:
+            log.error("outbox: cannot keep the failed %s in %s (%s)", w.label, self.failed_dir, e)
+            return None
+        finally:
+            self._drop(w)
+
+    def _drop(self, w: Write) -> None:
         if w in self.pending:
             self.pending.remove(w)
         if w.path is not None:
-            w.path.unlink(missing_ok=True)
-        return out
+            try:
+                w.path.unlink(missing_ok=True)
+            except OSError as e:  # delivered again at the next start: harmless, the writes are upserts
+                log.warning("outbox: cannot remove %s (%s)", w.path, e)
 
     def _to_failed(self, name: str, data: bytes, error: str) -> Path:
         self.failed_dir.mkdir(parents=True, exist_ok=True)
