@@ -179,9 +179,12 @@ class Outbox:
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                os.close(fd)
+                if os.fstat(fd).st_ino == os.stat(d / LOCK).st_ino:
+                    return fd
+                # else the file was unlinked (d adopted and removed) between our open and flock
+            except (BlockingIOError, FileNotFoundError):
+                pass
+            os.close(fd)
         return None
 
     @staticmethod
