@@ -14,13 +14,13 @@ import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
-from offhook.server import heap, hypercorn_send, hypercorn_ws
+from offhook.server import heap, hypercorn_io, hypercorn_ws
 from offhook.server.app import OffhookApp
 from offhook.server.config import Config
 from offhook.server.echo import EchoHandler
 
 hypercorn_ws.install()
-hypercorn_send.install()
+hypercorn_io.install()
 log = logging.getLogger("offhook.server")
 
 

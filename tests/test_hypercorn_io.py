@@ -1,6 +1,7 @@
-"""hypercorn's socket writes straight to the kernel (server/hypercorn_send.py), through a real
-hypercorn server on loopback: a response bigger than any socket buffer (the rest goes out under the
-lock), a burst of WebSocket messages from two tasks at once, all intact and in order."""
+"""hypercorn's socket I/O fast paths (server/hypercorn_io.py), through a real hypercorn server on
+loopback: a response bigger than any socket buffer (the rest goes out under the lock), a burst of
+WebSocket messages from two tasks at once, all intact and in order; reads without a per-read scope,
+ending cleanly when the peer goes."""
 import os
 from functools import partial
 
@@ -10,7 +11,7 @@ import trio_websocket
 from hypercorn.trio import serve
 from hypercorn.trio import tcp_server
 
-from offhook.server import hypercorn_send
+from offhook.server import hypercorn_io
 from offhook.server.run import hypercorn_config  # importing the server module installs the patches
 from provider_helpers import mock_clock
 
@@ -50,8 +51,9 @@ async def _serving(nursery):
     return binds[0].rsplit(":", 1)[1]
 
 
-def test_the_patch_is_installed_for_this_hypercorn():
-    assert tcp_server.TCPServer.protocol_send is hypercorn_send.protocol_send
+def test_the_patches_are_installed_for_this_hypercorn():
+    assert tcp_server.TCPServer.protocol_send is hypercorn_io.protocol_send
+    assert tcp_server.TCPServer._read_data is hypercorn_io._read_data
 
 
 @mock_clock
