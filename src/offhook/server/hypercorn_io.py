@@ -17,17 +17,13 @@ never fire. Without a read_timeout the loop reads bare; with one it is hypercorn
 """
 from __future__ import annotations
 
-import importlib.metadata
-import logging
-
 import trio
 from hypercorn.events import Closed, RawData
 from hypercorn.trio import tcp_server
 
-from offhook.server.hypercorn_ws import PATCHED_VERSIONS
+from offhook.server.hypercorn_ws import patchable
 from offhook.socket_write import plain_socket, write_now
 
-log = logging.getLogger("offhook.server")
 _original = tcp_server.TCPServer.protocol_send
 _original_read = tcp_server.TCPServer._read_data
 
@@ -71,12 +67,7 @@ async def _read_data(self) -> None:
 
 def install() -> bool:
     """Idempotent; other hypercorn versions keep their own protocol_send and _read_data."""
-    try:
-        version = importlib.metadata.version("hypercorn")
-    except importlib.metadata.PackageNotFoundError:
-        version = ""
-    if not version.startswith(PATCHED_VERSIONS):
-        log.warning("hypercorn %s: socket I/O not patched (each write goes through the scheduler)", version or "?")
+    if not patchable("socket I/O (each write goes through the scheduler)"):
         return False
     tcp_server.TCPServer.protocol_send = protocol_send
     tcp_server.TCPServer._read_data = _read_data

@@ -62,15 +62,23 @@ async def _handle_events(self) -> None:
 PATCHED_VERSIONS = ("0.17.", "0.18.")  # the versions whose WSStream internals this was written against
 
 
-def install() -> bool:
-    """Idempotent; called when the server module is imported. Other hypercorn versions are left alone
-    (tests/test_server_edge.py's megabyte test says whether they still need it)."""
+def patchable(what: str) -> bool:
+    """Whether the installed hypercorn is one these patches were written against; if not, says which
+    of them (`what`) is left out."""
     try:
         version = importlib.metadata.version("hypercorn")
     except importlib.metadata.PackageNotFoundError:
         version = ""
-    if not version.startswith(PATCHED_VERSIONS):
-        log.warning("hypercorn %s: over-size WebSocket message handling not patched", version or "?")
+    if version.startswith(PATCHED_VERSIONS):
+        return True
+    log.warning("hypercorn %s: %s not patched", version or "?", what)
+    return False
+
+
+def install() -> bool:
+    """Idempotent; called when the server module is imported. Other hypercorn versions are left alone
+    (tests/test_server_edge.py's megabyte test says whether they still need it)."""
+    if not patchable("over-size WebSocket message handling"):
         return False
     ws_stream.WSStream._handle_events = _handle_events
     return True
