@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING
 
 import trio
@@ -467,8 +468,9 @@ class AgentCall:
         """The level of the agent audio the caller hears now; -inf when the agent is mid-reply but
         momentarily silent (waiting for the next clause); None when it is not talking."""
         if self.pacer.playing(now):
-            for uid in reversed(list(self.pacer.utterances)[-3:]):
-                level = self.levels.at(self.pacer.utterances[uid], now)
+            utterances = self.pacer.utterances
+            for uid in islice(reversed(utterances), 3):  # not a list of the whole call's, per frame
+                level = self.levels.at(utterances[uid], now)
                 if level is not None:
                     return level
         if self.barge is None and self._mid_reply():
