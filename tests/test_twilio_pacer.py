@@ -139,19 +139,25 @@ def test_heard_text_without_alignment_is_proportional_on_word_boundaries():
     run(lambda: with_pacer(body))
 
 
+async def talking_pacers(nursery, ticker, wires, n_frames):
+    """A running pacer per wire on `ticker`; 50 ms later each starts an utterance of n_frames."""
+    pacers = [Pacer(w.send, OutboundBuilder(f"MZ{i}"), ticker) for i, w in enumerate(wires)]
+    for p in pacers:
+        nursery.start_soon(p.run)
+    await trio.sleep(0.05)
+    for p in pacers:
+        p.start_utterance()
+        p.enqueue(frames(n_frames))
+    return pacers
+
+
 def test_one_ticker_drives_many_pacers():
     async def main():
         wires = [Wire() for _ in range(30)]
         ticker = Ticker()
         async with trio.open_nursery() as n:
             await n.start(ticker.run)
-            pacers = [Pacer(w.send, OutboundBuilder(f"MZ{i}"), ticker) for i, w in enumerate(wires)]
-            for p in pacers:
-                n.start_soon(p.run)
-            await trio.sleep(0.05)
-            for p in pacers:
-                p.start_utterance()
-                p.enqueue(frames(20))
+            await talking_pacers(n, ticker, wires, 20)
             await trio.sleep(0.102)  # between two ticks (the slots tick every 5 ms)
             assert ticker.waiting == 30  # all parked on the one timer, none on its own
             await trio.sleep(1)
@@ -174,13 +180,7 @@ def test_pacers_are_spread_over_the_ticker_phases_and_each_keeps_its_20ms_cadenc
         async with trio.open_nursery() as n:
             await n.start(ticker.run)
             t0 = trio.current_time()
-            pacers = [Pacer(w.send, OutboundBuilder(f"MZ{i}"), ticker) for i, w in enumerate(wires)]
-            for p in pacers:
-                n.start_soon(p.run)
-            await trio.sleep(0.05)
-            for p in pacers:
-                p.start_utterance()
-                p.enqueue(frames(50))
+            pacers = await talking_pacers(n, ticker, wires, 50)
             await trio.sleep(1.5)
             assert sorted(p.slot for p in pacers) == [0, 0, 1, 1, 2, 2, 3, 3]
             # each wake-up is one slot's pacers only (at most ceil(8/4)), on its phase of the period
