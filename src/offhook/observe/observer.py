@@ -180,7 +180,6 @@ class Observer:
             self._current = None
         elif self.store.unavailable(error):
             self._outage(error)
-            self._retry_at = trio.current_time() + self._backoff.next()  # from the failure, not the file
             await self._keep(w)
         else:
             await self._failed(w, error)
@@ -193,7 +192,6 @@ class Observer:
         error = await self._attempt(w)
         if error is not None and self.store.unavailable(error):
             self._outage(error)
-            self._retry_at = trio.current_time() + self._backoff.next()
             log.debug("call store still unavailable (%s); next try at %.1f", self.store.redact(str(error))[:200],
                       self._retry_at)
         else:  # the store answered: the next write goes at once
@@ -261,6 +259,8 @@ class Observer:
                   self.store.redact(str(error))[:300], where)
 
     def _outage(self, error: Exception) -> None:
+        """The store is unreachable: the next try is a backoff step from now (the failure, not the file)."""
+        self._retry_at = trio.current_time() + self._backoff.next()
         if self._outage_since is not None:
             return
         self._outage_since = trio.current_time()
