@@ -235,11 +235,7 @@ class Observer:
         elif w.kind == "finish":
             rec = w.record()
             status = (await self.store.get_status(rec.call_sid)).get("completed")
-            extra = 0.0
-            if status and status["duration"] is not None:
-                extra = self._apply_twilio_duration(rec, status["duration"])
-            await self.store.finish_call(rec)
-            self._count_twilio_cost(extra)
+            await self._store_finished(rec, status["duration"] if status else None)
         elif w.kind == "status":
             await self._write_status(w.payload, w.made_at)
         else:
@@ -410,17 +406,19 @@ class Observer:
         except OSError as e:
             log.warning("call %s: recording not kept (%s)", snap.call_sid, e)
 
-    def _apply_twilio_duration(self, rec: CallRecord, seconds: float) -> float:
-        """Twilio's billed duration replaces our stream-time estimate; returns the extra Twilio dollars
-        (for the cost metric, counted once the corrected record is stored)."""
-        before = rec.cost.get("twilio", 0.0)
-        rec.usage.twilio_seconds = seconds
-        rec.cost = self.ledger.cost(rec.usage)
-        return max(0.0, rec.cost["twilio"] - before)
-
-    def _count_twilio_cost(self, dollars: float) -> None:
-        if dollars > 0:
-            self.metrics.cost.labels(component="twilio").inc(dollars)
+    async def _store_finished(self, rec: CallRecord, twilio_seconds: float | None) -> None:
+        """Write the completed record. Twilio's billed duration, when known, replaces our stream-time
+        estimate; the cost metric catches up only once the corrected record is stored (a write that
+        fails and is retried must not count twice)."""
+        extra = 0.0
+        if twilio_seconds is not None:
+            before = rec.cost.get("twilio", 0.0)
+            rec.usage.twilio_seconds = twilio_seconds
+            rec.cost = self.ledger.cost(rec.usage)
+            extra = rec.cost["twilio"] - before
+        await self.store.finish_call(rec)
+        if extra > 0:
+            self.metrics.cost.labels(component="twilio").inc(extra)
 
     def status(self, st: dict) -> None:
         if not valid_sid(st.get("CallSid", "")):
@@ -438,9 +436,7 @@ class Observer:
             return
         rec = await self.store.get_call(st.get("CallSid", ""))
         if rec is not None and rec.complete:  # else the call's end picks the duration up
-            extra = self._apply_twilio_duration(rec, seconds)
-            await self.store.finish_call(rec)
-            self._count_twilio_cost(extra)
+            await self._store_finished(rec, seconds)
 
     # ---------------------------------------------------------------- HTTP
     def _authorized(self, scope) -> bool:
