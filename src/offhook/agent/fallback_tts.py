@@ -11,7 +11,6 @@ circuit breaker per provider keeps later utterances off a failing one until a pr
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -21,9 +20,7 @@ import trio
 from offhook.agent.breaker import CircuitBreaker
 from offhook.audio import OutboundPath, ulaw_level_db
 from offhook.providers.base import TTSError, TTSProvider, TTSSession
-from offhook.providers.tts_stream import TTSConnectionError
-
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
+from offhook.providers.tts_stream import SENTENCE_END, TTSConnectionError
 
 
 def _opener_key(text: str) -> str:
@@ -293,7 +290,7 @@ class Speaker:
                 first_wait.deadline = att.first_text_at + self.first_audio_timeout
             att.sent += text
             await utt.send_text(text)
-            if _SENTENCE_END.search(text):
+            if SENTENCE_END.search(text):
                 self._owe(att)
 
         if carry:
