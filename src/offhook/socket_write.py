@@ -29,3 +29,33 @@ def write_now(sock: socket.socket, data) -> int:
         return sock.send(data)
     except OSError:  # BlockingIOError, InterruptedError, or a reset/closed socket
         return 0
+
+
+def try_write(sock: socket.socket, lock: trio.Lock | trio.StrictFIFOLock,
+              data: memoryview) -> tuple[memoryview, bool] | None:
+    """Write data now if no other writer holds `lock` (the stream's writers' lock). None when the
+    kernel took all of it; else (what is left, whether `lock` is now ours) for `write_rest`, which
+    must come before anything else is written. Nothing here yields, so the check and the write
+    cannot be split by another writer."""
+    if lock.locked():  # another writer is mid-write: queue behind it
+        return data, False
+    n = write_now(sock, data)
+    if n == len(data):
+        return None
+    lock.acquire_nowait()
+    return data[n:], True
+
+
+async def write_rest(stream: trio.SocketStream, lock: trio.Lock | trio.StrictFIFOLock, data: memoryview,
+                     locked: bool) -> bool:
+    """Write what try_write left, under the lock (taken here unless already ours). False when the
+    stream is broken or closed. Callers shield it: half a message corrupts the stream."""
+    if not locked:
+        await lock.acquire()
+    try:
+        await stream.send_all(data)
+        return True
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return False
+    finally:
+        lock.release()

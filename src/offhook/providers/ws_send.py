@@ -25,7 +25,7 @@ import trio
 import trio_websocket
 from wsproto.connection import ConnectionState
 
-from offhook.socket_write import plain_socket, write_now
+from offhook.socket_write import plain_socket, try_write, write_rest
 
 _BINARY_FIN = 0x82
 _MASKED = 0x80
@@ -69,30 +69,15 @@ class DirectSender:
             raise trio_websocket.ConnectionClosed(ws._close_reason)
         if ws._wsproto.state is not ConnectionState.OPEN:
             return Rest(memoryview(message), locked=False, whole_message=True)
-        frame = memoryview(client_frame(message))
-        if self._lock.locked():  # another writer is mid-frame: queue behind it
-            return Rest(frame, locked=False)
-        n = write_now(self._sock, frame)
-        if n == len(frame):
-            return None
-        self._lock.acquire_nowait()  # no yield since the write: nobody can have taken it
-        return Rest(frame[n:], locked=True)
+        left = try_write(self._sock, self._lock, memoryview(client_frame(message)))
+        return None if left is None else Rest(*left)
 
     async def finish(self, rest: Rest) -> None:
         """Write the rest of a frame (run it shielded: half a frame corrupts the stream)."""
         if rest.whole_message:
             await self._ws.send_message(bytes(rest.data))
             return
-        if not rest.locked:
-            await self._lock.acquire()
-        try:
-            await self._ws._stream.send_all(rest.data)
-            broken = False
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            broken = True
-        finally:
-            self._lock.release()
-        if broken:
+        if not await write_rest(self._ws._stream, self._lock, rest.data, rest.locked):
             await self._ws._abort_web_socket()
             raise trio_websocket.ConnectionClosed(self._ws._close_reason) from None
 

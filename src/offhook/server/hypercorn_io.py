@@ -22,32 +22,22 @@ from hypercorn.events import Closed, RawData
 from hypercorn.trio import tcp_server
 
 from offhook.server.hypercorn_ws import patchable
-from offhook.socket_write import plain_socket, write_now
+from offhook.socket_write import plain_socket, try_write, write_rest
 
 _original = tcp_server.TCPServer.protocol_send
 _original_read = tcp_server.TCPServer._read_data
 
 
 async def protocol_send(self, event) -> None:
-    if not isinstance(event, RawData) or self.send_lock.locked():
+    sock = plain_socket(self.stream) if isinstance(event, RawData) else None
+    if sock is None or self.send_lock.locked():  # another write under way: hypercorn's own path
         return await _original(self, event)
-    sock = plain_socket(self.stream)
-    if sock is None:
-        return await _original(self, event)
-    data = memoryview(event.data)
-    n = write_now(sock, data)
-    if n == len(data):
+    left = try_write(sock, self.send_lock, memoryview(event.data))
+    if left is None:
         return
-    self.send_lock.acquire_nowait()  # nothing yielded since the lock was seen free
-    broken = False
-    try:
-        with trio.CancelScope(shield=True):
-            await self.stream.send_all(data[n:])
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        broken = True
-    finally:
-        self.send_lock.release()
-    if broken:
+    with trio.CancelScope(shield=True):
+        written = await write_rest(self.stream, self.send_lock, *left)
+    if not written:
         await self.protocol.handle(Closed())
 
 
