@@ -62,9 +62,12 @@ class Write:
         """A fresh record each time (a retried write starts again from what was made)."""
         return CallRecord.from_dict(self.payload)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "kind": self.kind, "call_sid": self.call_sid, "made_at": self.made_at,
+                "payload": self.payload}
+
     def to_json(self) -> bytes:
-        return json.dumps({"format": FORMAT, "kind": self.kind, "call_sid": self.call_sid,
-                           "made_at": self.made_at, "payload": self.payload}, separators=(",", ":")).encode()
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> "Write":
@@ -80,6 +83,11 @@ class Write:
     @property
     def label(self) -> str:
         return f"{self.kind} of call {self.call_sid}"
+
+    @property
+    def file_sid(self) -> str:
+        """The call sid as it may appear in a file name."""
+        return self.call_sid if valid_sid(self.call_sid) else "unknown"
 
 
 class Backoff:
@@ -203,7 +211,12 @@ class Outbox:
             w = Write.from_json(path.read_bytes())
         except (ValueError, TypeError, OSError) as e:
             self.unreadable += 1
-            self._to_failed(path.name, path.read_bytes() if path.is_file() else b"", f"unreadable outbox file: {e!r}")
+            data = path.read_bytes() if path.is_file() else b""
+            try:
+                write = json.loads(data)
+            except ValueError:
+                write = data.decode("utf-8", "replace")
+            self._to_failed(path.name, write, f"unreadable outbox file: {e!r}")
             path.unlink(missing_ok=True)
             log.error("outbox: %s is not a readable write (%s); moved to %s", path.name, e, self.failed_dir)
             return
@@ -229,7 +242,7 @@ class Outbox:
 
     # ---------------------------------------------------------------- writes
     def _name(self, w: Write) -> str:
-        return f"{w.seq:012d}-{w.kind}-{w.call_sid if valid_sid(w.call_sid) else 'unknown'}.json"
+        return f"{w.seq:012d}-{w.kind}-{w.file_sid}.json"
 
     def add(self, w: Write) -> None:
         """Keep w on disk, behind everything already pending. If it cannot be written (disk full, a
@@ -256,12 +269,7 @@ class Outbox:
         """w cannot be written (not an outage): out of the queue, kept with the error in failed/
         (None if even that cannot be written)."""
         try:
-            data = w.to_json()
-        except (TypeError, ValueError):  # the record itself does not serialise: keep what can be shown
-            data = json.dumps({"kind": w.kind, "call_sid": w.call_sid, "made_at": w.made_at, "payload": w.payload},
-                              default=repr).encode()
-        try:
-            return self._to_failed(f"{w.kind}-{w.call_sid if valid_sid(w.call_sid) else 'unknown'}.json", data, error)
+            return self._to_failed(f"{w.kind}-{w.file_sid}.json", w.to_dict(), error)
         except OSError as e:
             log.error("outbox: cannot keep the failed %s in %s (%s)", w.label, self.failed_dir, e)
             return None
@@ -277,14 +285,12 @@ class Outbox:
             except OSError as e:  # delivered again at the next start: harmless, the writes are upserts
                 log.warning("outbox: cannot remove %s (%s)", w.path, e)
 
-    def _to_failed(self, name: str, data: bytes, error: str) -> Path:
+    def _to_failed(self, name: str, write: Any, error: str) -> Path:
+        """Keep `write` (as JSON; what JSON cannot hold, e.g. a record that does not serialise, as its
+        repr) with the error in failed/."""
         self.failed_dir.mkdir(parents=True, exist_ok=True)
         stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{next(self._failed_names)}"
         path = self.failed_dir / f"{stamp}-{name}"
-        try:
-            write = json.loads(data)
-        except ValueError:
-            write = data.decode("utf-8", "replace")
         _write_atomically(path, json.dumps({"error": error, "failed_at": time.time(), "write": write},
                                            indent=1, default=repr).encode())
         return path
