@@ -250,6 +250,37 @@ def test_retries_back_off_from_one_second_doubling_to_a_minute_and_start_again_a
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.005))
 
 
+def test_a_write_whose_preparation_outlasts_the_wait_for_the_next_try_still_reaches_the_store(tmp_path, logs):
+    """During an outage, a call's end is prepared (its recording saved) while the next try comes due:
+    the write must still go to the outbox, not be dropped because the wait for it timed out."""
+    async def main():
+        async with Observer.open(Config.load(env={}, data_dir=str(tmp_path), validate_signatures=False)) as obs:
+            down = True
+            real = obs.store.start_call
+
+            async def start_call(rec):  # the store unreachable until `down` is cleared
+                if down:
+                    raise OSError("store unreachable")
+                await real(rec)
+            obs.store.start_call = start_call
+            obs._submit(Write.of_record("start", sample_record("CAfirst", started_at=1.0, duration=None)))
+            await trio.sleep(0.1)
+            assert len(obs.outbox.pending) == 1  # the next try is 1 s after the failure
+
+            async def slow_preparation():  # e.g. a long call's recording written out
+                await trio.sleep(5)
+                return Write.of_record("start", sample_record("CAslow", started_at=2.0, duration=None))
+            obs._submit(slow_preparation)
+            await trio.sleep(3)
+            down = False
+            with trio.fail_after(100):
+                await obs.flush()
+            assert not obs.outbox.pending
+            stored = [await obs.store.get_call(sid) for sid in ("CAfirst", "CAslow")]
+        assert [r.call_sid for r in stored if r is not None] == ["CAfirst", "CAslow"]
+    run(main)
+
+
 def test_backoff_sequence():
     b = Backoff(1.0, 60.0)
     assert [b.next() for _ in range(9)] == [1, 2, 4, 8, 16, 32, 60, 60, 60]

@@ -207,17 +207,21 @@ class Observer:
         self._release_marks()
 
     async def _keep_until(self, when: float) -> None:
-        """Until `when`, new writes go straight to the outbox, behind the ones waiting there."""
-        with trio.move_on_at(when):
-            while True:
+        """Until `when`, new writes go straight to the outbox, behind the ones waiting there. Only the
+        wait for one is cut off at `when`: a write taken from the queue (its recording perhaps saved
+        past `when`) goes to the outbox all the same."""
+        while True:
+            item = None
+            with trio.move_on_at(when):
                 try:
                     item = await self._recv.receive()
                 except trio.EndOfChannel:
                     await trio.sleep_until(when)
-                    return
-                w = await self._prepared(item)
-                if w is not None:
-                    await self._keep(w)
+            if item is None:
+                return
+            w = await self._prepared(item)
+            if w is not None:
+                await self._keep(w)
 
     async def _attempt(self, w: Write) -> Exception | None:
         t = trio.current_time()
