@@ -447,10 +447,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # a crash is a failed demo too: say what broke, in one line, then the trace
-        leaf = e
-        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
-            leaf = leaf.exceptions[0]
         import traceback
+
+        from offhook.server.cli import _single
+        leaf = _single(e)
         traceback.print_exception(e, file=sys.stderr)
         print(f"\noffhook demo: the demo call crashed: {type(leaf).__name__}: {leaf}", file=sys.stderr)
         return 1
