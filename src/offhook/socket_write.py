@@ -31,7 +31,7 @@ def write_now(sock: socket.socket, data) -> int:
         return 0
 
 
-def try_write(sock: socket.socket, lock: trio.Lock | trio.StrictFIFOLock,
+def try_write(sock: socket.socket, lock,
               data: memoryview) -> tuple[memoryview, bool] | None:
     """Write data now if no other writer holds `lock` (the stream's writers' lock). None when the
     kernel took all of it; else (what is left, whether `lock` is now ours) for `write_rest`, which
@@ -46,7 +46,7 @@ def try_write(sock: socket.socket, lock: trio.Lock | trio.StrictFIFOLock,
     return data[n:], True
 
 
-async def write_rest(stream: trio.SocketStream, lock: trio.Lock | trio.StrictFIFOLock, data: memoryview,
+async def write_rest(stream: trio.SocketStream, lock, data: memoryview,
                      locked: bool) -> bool:
     """Write what try_write left, under the lock (taken here unless already ours). False when the
     stream is broken or closed. Callers shield it: half a message corrupts the stream."""

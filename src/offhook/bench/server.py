@@ -25,41 +25,24 @@ from offhook.twilio.pacer import Ticker
 
 
 class ProbeTicker(Ticker):
-    """The server's playback ticker, also measuring outbound frame lateness: for each pacer woken by
-    a tick of its slot, the time from that tick's deadline to the moment the pacer is done writing
-    its frames (when it next waits for a tick)."""
+    """The server's playback ticker, also measuring outbound frame lateness: for each pacer a tick
+    serves, the time from that tick's deadline to the moment the pacer's due frames are written. A
+    pacer whose write would have waited is finishing it in its own task: counted as `blocked` (the
+    caller-side lateness in the results covers those frames)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.deadlines = [0.0] * self.slots  # each slot's last tick
         self.samples: list[float] = []
-        self.overruns = 0
-        self._woke: dict = {}
+        self.blocked = 0
 
-    def _fire(self, slot: int, due: float) -> None:
-        self.deadlines[slot] = due
-        super()._fire(slot, due)
-
-    async def wait(self, slot: int = 0) -> None:
-        task = trio.lowlevel.current_task()
-        woke = self._woke.pop(task, None)
-        # Counted only when the pacer is back before its slot's next tick. A later return is either a
-        # pacer still writing (overload: the event-loop lag shows it) or one whose queue ran empty and
-        # which waited for new audio, not for a tick (the agent's own pauses): the two cannot be told
-        # apart here, so they are only counted, as `tick_overruns`.
-        if woke is not None:
-            late = trio.current_time() - woke
-            if late < self.period:
-                self.samples.append(late)
-            else:
-                self.overruns += 1
-        await super().wait(slot)
-        self._woke[task] = self.deadlines[slot]
+    def _served_one(self, pacer, due: float) -> None:
+        self.samples.append(trio.current_time() - due)
+        self.blocked += pacer.blocked
 
     def take(self) -> tuple[list[float], int]:
         s, self.samples = self.samples, []
-        o, self.overruns = self.overruns, 0
-        return s, o
+        b, self.blocked = self.blocked, 0
+        return s, b
 
 
 class CallCounters:
@@ -87,9 +70,9 @@ class CallCounters:
         self.c.frames_in = self.done_in + sum(c.frames_in for c in live)
         self.c.frames_out = self.done_out + sum(c.pacer.frames_sent for c in live)
         ends = [c.end_reason for c in self.app.finished]
-        late, overruns = self.ticker.take()
+        late, blocked = self.ticker.take()
         return {"tick_lateness_ms": {k: v * 1000 if v is not None else None for k, v in percentiles(late).items()},
-                "tick_lateness_samples": len(late), "tick_overruns": overruns,
+                "tick_lateness_samples": len(late), "tick_blocked": blocked,
                 "pacer_late_frames": self.done_late + sum(c.pacer.late_frames for c in live),
                 "active_calls": len(live), "errors": sum(1 for r in ends if r == "error_internal")}
 

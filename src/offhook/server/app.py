@@ -18,6 +18,7 @@ import trio
 
 from offhook.server.after_actions import AfterActions
 from offhook.server.config import Config
+from offhook.server.hypercorn_io import text_sender
 from offhook.server.media import AfterAction, CallHandler, MediaCall, MediaSession
 from offhook.twilio import twiml
 from offhook.twilio.pacer import Ticker
@@ -236,7 +237,7 @@ class OffhookApp:
         async def send_text(text: str) -> None:
             await send({"type": "websocket.send", "text": text})
 
-        session = MediaSession(receive, send_text, self.ticker, self.handler_factory,
+        session = MediaSession(receive, send_text, self.ticker, self.handler_factory, send_now=text_sender(send),
                                lead=self.config.pacer_lead_ms / 1000, mark_every=self.config.mark_every_frames,
                                on_start=self._call_started, on_end=self._call_ended)
         try:

@@ -17,7 +17,7 @@ import trio
 
 from offhook.audio import JitterBuffer
 from offhook.observe.record import CallRecord, EndedBy, EndReason, EventRecord
-from offhook.twilio.pacer import Pacer, Ticker
+from offhook.twilio.pacer import Pacer, SendNow, Ticker
 from offhook.twilio.protocol import (Dtmf, Mark, Media, MediaStreamParser, OutboundBuilder,
                                      ProtocolError, Start, Stop)
 
@@ -117,9 +117,11 @@ class MediaSession:
 
     def __init__(self, receive: Callable[[], Awaitable[dict]], send_text: Callable[[str], Awaitable[None]],
                  ticker: Ticker, handler_factory: Callable[[MediaCall], CallHandler], *,
-                 lead: float = 0.08, mark_every: int = 10, on_start=None, on_end=None):
+                 lead: float = 0.08, mark_every: int = 10, on_start=None, on_end=None,
+                 send_now: SendNow | None = None):
         self.receive = receive
         self.send_text = send_text
+        self.send_now = send_now  # the same socket written without yielding, for the ticker (pacer.py)
         self.ticker = ticker
         self.handler_factory = handler_factory
         self.lead = lead
@@ -165,7 +167,7 @@ class MediaSession:
         call = MediaCall(start=start, pacer=None, jitter=JitterBuffer(), t0=trio.current_time(),
                          send_raw=self.send_text)  # type: ignore[arg-type]
         call.pacer = Pacer(self.send_text, OutboundBuilder(start.stream_sid), self.ticker, lead=self.lead,
-                           mark_every=self.mark_every, send_lock=trio.Lock(), call=call)
+                           mark_every=self.mark_every, send_lock=trio.Lock(), call=call, send_now=self.send_now)
         call.bad.update(self.pre_start_bad)
         call.bad_at.update(dict.fromkeys(self.pre_start_bad, 0.0))
         self.call = call

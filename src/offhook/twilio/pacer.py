@@ -1,9 +1,13 @@
 """Paced playback to Twilio with marks, and the playback ledger.
 
-One process-wide `Ticker` wakes every call's `Pacer` on a shared 20 ms grid (one timer for all calls,
-not a sleeping task each), the calls spread over phases of the period so no tick wakes them all. A
+One process-wide `Ticker` serves every call's `Pacer` on a shared 20 ms grid (one timer for all calls,
+not a sleeping task each), the calls spread over phases of the period so no tick serves them all. A
 pacer keeps Twilio's buffer `lead` seconds ahead of real time: frames for a new utterance go out at
-once up to the lead (first audio is never held for a tick), then one per tick. Every `mark_every` frames, and at the end of each utterance, it sends a `mark`; Twilio
+once up to the lead (first audio is never held for a tick), then one per tick. With a socket that
+can be written from synchronous code (`send_now`), the ticker writes each pacer's due frames in its
+own task step: under load, waking hundreds of pacer tasks put each frame behind a scheduler batch of
+reader tasks (the frame's lateness). A write that would wait, and sockets without `send_now`, are
+left to the pacer's own task, so one slow socket never holds up the others. Every `mark_every` frames, and at the end of each utterance, it sends a `mark`; Twilio
 echoes a mark when the audio before it has played, and echoes all pending marks after a `clear`.
 
 The ledger models Twilio's playout: each frame is scheduled to play at max(end of the previous frame,
@@ -46,6 +50,7 @@ class Ticker:
         self._done = -1           # index of the last phase tick fired (phase j is at _at(j))
         self._target = -1         # the phase tick the timer is set for
         self._timer: trio.CancelScope | None = None
+        self._served: list[dict[Pacer, None]] = [{} for _ in range(slots)]  # ordered sets
         self.ticks = 0
 
     def _at(self, j: int) -> float:
@@ -64,21 +69,34 @@ class Ticker:
         self._origin = trio.current_time()
         task_status.started()
         while True:
-            while not any(self._lots):  # (the waiter that woke us may have been cancelled since)
+            while not self.waiting:  # (the waiter that woke us may have been cancelled since)
                 self._resume = trio.Event()
                 await self._resume.wait()
                 self._done = max(self._done, self._now_index())
-            self._target = min(self._next_of(s, self._done) for s, lot in enumerate(self._lots) if lot)
+            self._target = min(self._next_of(s, self._done) for s in range(self.slots) if self.waiting_on(s))
             # a pacer joining a slot whose tick comes sooner moves this deadline earlier (see wait)
             with trio.CancelScope(deadline=self._at(self._target)) as self._timer:
                 await trio.sleep_forever()
             self._timer = None
-            self._done = self._target
-            self._fire(self._done % self.slots, self._at(self._done))
+            # woken late (a long task step): every slot whose tick has passed fires now, once, rather
+            # than one phase per trip through the scheduler
+            last = max(self._target, self._now_index())
+            for j in range(max(self._target, last - self.slots + 1), last + 1):
+                if j == self._target or self.waiting_on(j % self.slots):
+                    self._fire(j % self.slots, self._at(j))
+            self._done = last
 
     def _fire(self, slot: int, due: float) -> None:
         self.ticks += 1
         self._lots[slot].unpark_all()
+        served = self._served[slot]
+        for pacer in list(served):
+            if not pacer.on_tick():
+                served.pop(pacer, None)
+            self._served_one(pacer, due)
+
+    def _served_one(self, pacer: Pacer, due: float) -> None:
+        """After each pacer a tick served (the load benchmark's probe measures here)."""
 
     def join(self) -> int:
         """A slot for a new pacer: the least loaded (the first pacer gets slot 0)."""
@@ -86,11 +104,12 @@ class Ticker:
         self._members[slot] += 1
         return slot
 
-    def leave(self, slot: int) -> None:
+    def leave(self, slot: int, pacer: Pacer | None = None) -> None:
         self._members[slot] -= 1
+        if pacer is not None:
+            self._served[slot].pop(pacer, None)
 
-    async def wait(self, slot: int = 0) -> None:
-        """Until the next tick of `slot`."""
+    def _joining(self, slot: int) -> None:
         if self._resume is not None:
             self._resume.set()
         if self._timer is not None:
@@ -98,14 +117,23 @@ class Ticker:
             if j < self._target:
                 self._target = j
                 self._timer.deadline = self._at(j)
+
+    async def wait(self, slot: int = 0) -> None:
+        """Until the next tick of `slot`."""
+        self._joining(slot)
         await self._lots[slot].park()
+
+    def serve(self, slot: int, pacer: Pacer) -> None:
+        """Call `pacer.on_tick()` on each tick of `slot` until it returns False."""
+        self._joining(slot)
+        self._served[slot][pacer] = None
 
     @property
     def waiting(self) -> int:
-        return sum(len(lot) for lot in self._lots)
+        return sum(len(lot) for lot in self._lots) + sum(map(len, self._served))
 
     def waiting_on(self, slot: int) -> int:
-        return len(self._lots[slot])
+        return len(self._lots[slot]) + len(self._served[slot])
 
 
 @dataclass
@@ -168,15 +196,21 @@ class Heard:
     text: str
 
 
+# A message sent from synchronous code: True (written), False (nothing written: send it the usual way),
+# or a coroutine function that writes what the socket did not take, to be awaited before anything else
+SendNow = Callable[[str], "bool | Callable[[], Awaitable[None]]"]
+
+
 class Pacer:
     def __init__(self, send: Callable[[str], Awaitable[None]], builder: OutboundBuilder, ticker: Ticker,
                  *, lead: float = 0.08, mark_every: int = 10, send_lock: trio.Lock | None = None,
-                 call=None):
+                 call=None, send_now: SendNow | None = None):
         if not (0.0 <= lead <= 1.0):
             raise ValueError("lead must be between 0 and 1 s")
         if mark_every < 1:
             raise ValueError("mark_every must be >= 1")
         self._send = send
+        self._send_now = send_now
         self.builder = builder
         self.ticker = ticker
         self.lead = lead
@@ -185,7 +219,10 @@ class Pacer:
         # the MediaCall we play for: its `recorder` (when sampled) gets every frame sent, on its clock t0
         self.call = call
         self._queue: deque[tuple[bytes, Utterance]] = deque()
+        self._backlog: deque[str] = deque()  # taken on a tick, not written: the task sends these first
+        self._rest: Callable[[], Awaitable[None]] | None = None  # a message the tick half wrote
         self._work = trio.Event()
+        self._served = trio.Event()
         self._next_id = 0
         self.current: Utterance | None = None
         self.utterances: dict[int, Utterance] = {}
@@ -238,6 +275,11 @@ class Pacer:
 
     # ---------------------------------------------------------------- state
     @property
+    def blocked(self) -> bool:
+        """A write on a tick would have waited: our task is writing the rest."""
+        return bool(self._backlog) or self._rest is not None
+
+    @property
     def queued_frames(self) -> int:
         return sum(1 for f, _ in self._queue if f)
 
@@ -279,6 +321,7 @@ class Pacer:
         t0 = trio.current_time()
         u = self.current
         self._queue.clear()
+        self._backlog.clear()
         heard = None
         if u is not None:
             ms = u.heard_ms(t0)
@@ -297,47 +340,90 @@ class Pacer:
     async def run(self) -> None:
         try:
             while True:
-                if not self._queue:
+                if not (self._queue or self._backlog or self._rest):
                     self._work = trio.Event()
                     await self._work.wait()
+                await self._flush()
                 await self._send_due()
                 if self._queue:
                     if self.slot is None:
                         self.slot = self.ticker.join()
-                    await self.ticker.wait(self.slot)
+                    self._served = trio.Event()
+                    self.ticker.serve(self.slot, self)
+                    await self._served.wait()
         finally:
             if self.slot is not None:
-                self.ticker.leave(self.slot)
+                self.ticker.leave(self.slot, self)
                 self.slot = None
+
+    def on_tick(self) -> bool:
+        """The ticker's call on each tick of our slot: write what is due without yielding. False hands
+        the rest to our task (nothing queued any more, or a write that would wait), which is woken."""
+        if self._send_now is None or self.lock.locked():
+            self._served.set()
+            return False
+        while (due := self._take(trio.current_time())) is not None:
+            texts = due[1]
+            while texts:
+                sent = self._send_now(texts[0])
+                if sent is not True:
+                    if sent is False:
+                        self._backlog.extend(texts)
+                    else:
+                        self._rest = sent
+                        self._backlog.extend(texts[1:])
+                    self._served.set()
+                    return False
+                del texts[0]
+        if not self._queue:
+            self._served.set()
+            return False
+        return True
+
+    async def _flush(self) -> None:
+        if self._rest is not None:
+            rest, self._rest = self._rest, None
+            await rest()
+        while self._backlog:
+            await self._send_locked(self._backlog.popleft())
 
     async def _send_due(self) -> None:
         now = trio.current_time()
-        # 1 µs of slack: the schedule is built from float sums of 20 ms steps
-        while self._queue and self.play_end < now + self.lead - 1e-6:
-            frame, u = self._queue.popleft()
-            if not frame:
-                await self._mark(u, f"{u.id}:end")
-                continue
-            start = max(self.play_end, now)
-            if self.play_end and start > self.play_end + 1e-9 and u.sent:
-                self.late_frames += 1
-            await self._send_locked(self.builder.media(frame))
-            if u.cleared_at is not None:
-                return  # cleared while we were sending
-            self.play_end = start + FRAME_S
-            if self.call is not None and self.call.recorder is not None:
-                self.call.recorder.agent(frame, start - self.call.t0)
-            u.play_starts.append(start)
-            if u.first_sent_at is None:
-                u.first_sent_at = now
-            u.sent += 1
-            self.frames_sent += 1
-            if u.sent % self.mark_every == 0:
-                await self._mark(u, f"{u.id}:{u.sent}")
+        while (due := self._take(now)) is not None:
+            u, texts = due
+            for text in texts:
+                await self._send_locked(text)
+                if u.cleared_at is not None:
+                    return  # cleared while we were sending
 
-    async def _mark(self, u: Utterance, name: str) -> None:
+    def _take(self, now: float) -> tuple[Utterance, list[str]] | None:
+        """The next frame due by `now` off the queue, entered in the ledger as sent, and its messages
+        (its media, and a mark when one falls after it; the end of an utterance is its mark alone)."""
+        # 1 µs of slack: the schedule is built from float sums of 20 ms steps
+        if not self._queue or self.play_end >= now + self.lead - 1e-6:
+            return None
+        frame, u = self._queue.popleft()
+        if not frame:
+            return u, [self._mark(u, f"{u.id}:end")]
+        start = max(self.play_end, now)
+        if self.play_end and start > self.play_end + 1e-9 and u.sent:
+            self.late_frames += 1
+        self.play_end = start + FRAME_S
+        if self.call is not None and self.call.recorder is not None:
+            self.call.recorder.agent(frame, start - self.call.t0)
+        u.play_starts.append(start)
+        if u.first_sent_at is None:
+            u.first_sent_at = now
+        u.sent += 1
+        self.frames_sent += 1
+        texts = [self.builder.media(frame)]
+        if u.sent % self.mark_every == 0:
+            texts.append(self._mark(u, f"{u.id}:{u.sent}"))
+        return u, texts
+
+    def _mark(self, u: Utterance, name: str) -> str:
         u.marks[name] = u.sent
-        await self._send_locked(self.builder.mark(name))
+        return self.builder.mark(name)
 
     async def _send_locked(self, text: str) -> None:
         # The lock orders our messages against other senders on the socket. Taken without a checkpoint
