@@ -31,6 +31,8 @@ async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", str(len(BIG)).encode())]})
         await send({"type": "http.response.body", "body": BIG})
+    elif scope["type"] == "websocket" and scope["path"] == "/now":
+        await written_now(receive, send)
     elif scope["type"] == "websocket":
         await receive()
         await send({"type": "websocket.accept"})
@@ -43,6 +45,34 @@ async def app(scope, receive, send):
             nursery.start_soon(burst, "b")
         await send({"type": "websocket.send", "bytes": BIG})
         await receive()  # until the client closes
+
+
+CHUNK = "x" * 2**16
+
+
+async def written_now(receive, send):
+    """Messages written from synchronous code (as the playback ticker does), mixed with the ASGI path."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    send_now = hypercorn_io.text_sender(send)
+    assert send_now is not None
+    for i in range(100):
+        if i % 3:
+            assert send_now(f"s{i}") is True
+        else:
+            await send({"type": "websocket.send", "text": f"s{i}"})
+    k, rest = 0, None
+    while rest is None:  # the client is not reading yet: until the kernel takes a message in part
+        sent = send_now(f"{k}:{CHUNK}")
+        assert sent is not False
+        k += 1
+        if sent is not True:
+            rest = sent
+    assert send_now("refused") is False  # the half-written message holds the socket
+    async with trio.open_nursery() as n:
+        n.start_soon(rest)  # finished, and the lock released, by another task than the one that took it
+    assert send_now(f"end {k}") is not False
+    await receive()
 
 
 async def _serving(nursery):
@@ -84,4 +114,23 @@ async def test_websocket_messages_from_two_tasks_arrive_whole_and_each_task_in_o
         for tag in "ab":
             assert [m for m in got[:600] if m[0] == tag] == [f"{tag}{i}" for i in range(300)]
         assert got[600] == BIG
+        nursery.cancel_scope.cancel()
+
+
+@mock_clock
+async def test_messages_written_from_synchronous_code_arrive_whole_and_in_order():
+    async def not_hypercorn(message):
+        pass
+    assert hypercorn_io.text_sender(not_hypercorn) is None
+    async with trio.open_nursery() as nursery:
+        port = await _serving(nursery)
+        async with trio_websocket.open_websocket("127.0.0.1", int(port), "/now", use_ssl=False,
+                                                 max_message_size=2**24) as ws:
+            await trio.sleep(1)
+            got = []
+            with trio.fail_after(20):
+                while not (got and got[-1].startswith("end")):
+                    got.append(await ws.get_message())
+        k = int(got[-1].split()[1])
+        assert got == [f"s{i}" for i in range(100)] + [f"{j}:{CHUNK}" for j in range(k)] + [f"end {k}"]
         nursery.cancel_scope.cancel()

@@ -1,4 +1,5 @@
-"""Pacing, marks, the playback ledger and clear — exact, under MockClock."""
+"""Pacing, marks, the playback ledger and clear — exact, under MockClock. Each behaviour holds for a
+socket the ticker writes itself (`send_now`, as hypercorn's) and for one only the pacer's task writes."""
 import json
 
 import pytest
@@ -22,6 +23,9 @@ class Wire:
     async def send(self, text):
         self.sent.append((trio.current_time(), json.loads(text)))
 
+    def sender(self):
+        return {}
+
     def media_times(self):
         return [t for t, m in self.sent if m["event"] == "media"]
 
@@ -29,22 +33,37 @@ class Wire:
         return [m["event"] if m["event"] != "mark" else "mark:" + m["mark"]["name"] for _, m in self.sent]
 
 
+class NowWire(Wire):
+    """A socket that always takes a message at once, written from the ticker's own task step."""
+
+    def send_now(self, text):
+        self.sent.append((trio.current_time(), json.loads(text)))
+        return True
+
+    def sender(self):
+        return {"send_now": self.send_now}
+
+
+WIRES = pytest.mark.parametrize("wire_kind", [Wire, NowWire], ids=["task-written", "ticker-written"])
+
+
 def run(fn):
     trio.run(fn, clock=MockClock(autojump_threshold=0))
 
 
-async def with_pacer(body, **kw):
-    wire = Wire()
+async def with_pacer(body, wire_kind=Wire, **kw):
+    wire = wire_kind()
     ticker = Ticker()
     async with trio.open_nursery() as n:
         await n.start(ticker.run)
-        pacer = Pacer(wire.send, OutboundBuilder("MZ1"), ticker, **kw)
+        pacer = Pacer(wire.send, OutboundBuilder("MZ1"), ticker, **wire.sender(), **kw)
         n.start_soon(pacer.run)
         await body(pacer, wire)
         n.cancel_scope.cancel()
 
 
-def test_first_audio_leaves_at_once_then_20ms_cadence_with_lead():
+@WIRES
+def test_first_audio_leaves_at_once_then_20ms_cadence_with_lead(wire_kind):
     async def body(pacer, wire):
         t0 = trio.current_time()
         pacer.start_utterance("hello")
@@ -59,10 +78,11 @@ def test_first_audio_leaves_at_once_then_20ms_cadence_with_lead():
         # never more than the lead ahead of real time
         for i, t in enumerate(times):
             assert i * 20 - t <= 80 + 1e-6
-    run(lambda: with_pacer(body, lead=0.08))
+    run(lambda: with_pacer(body, wire_kind, lead=0.08))
 
 
-def test_marks_every_n_frames_and_at_utterance_end():
+@WIRES
+def test_marks_every_n_frames_and_at_utterance_end(wire_kind):
     async def body(pacer, wire):
         u = pacer.start_utterance("x")
         pacer.enqueue(frames(25))
@@ -73,10 +93,11 @@ def test_marks_every_n_frames_and_at_utterance_end():
         assert [e for e in ev if e.startswith("mark")] == [f"mark:{u.id}:10", f"mark:{u.id}:20", f"mark:{u.id}:end"]
         assert ev.index(f"mark:{u.id}:10") == 10  # right after the 10th frame
         assert ev[-1] == f"mark:{u.id}:end"
-    run(lambda: with_pacer(body, mark_every=10))
+    run(lambda: with_pacer(body, wire_kind, mark_every=10))
 
 
-def test_ledger_playing_and_heard_follow_playout_and_marks():
+@WIRES
+def test_ledger_playing_and_heard_follow_playout_and_marks(wire_kind):
     async def body(pacer, wire):
         t0 = trio.current_time()
         u = pacer.start_utterance("one two three four five")
@@ -96,10 +117,11 @@ def test_ledger_playing_and_heard_follow_playout_and_marks():
         assert not pacer.playing()
         assert pacer.heard().heard_ms == pytest.approx(1000)
         assert pacer.heard().text == "one two three four five"
-    run(lambda: with_pacer(body))
+    run(lambda: with_pacer(body, wire_kind))
 
 
-def test_clear_stops_sending_and_reports_heard():
+@WIRES
+def test_clear_stops_sending_and_reports_heard(wire_kind):
     async def body(pacer, wire):
         t0 = trio.current_time()
         u = pacer.start_utterance("alpha beta gamma delta")
@@ -125,10 +147,11 @@ def test_clear_stops_sending_and_reports_heard():
         pacer.end_utterance()
         await trio.sleep(0.2)
         assert wire.events()[-4:] == ["media", "media", "media", f"mark:{u.id + 1}:end"]
-    run(lambda: with_pacer(body))
+    run(lambda: with_pacer(body, wire_kind))
 
 
-def test_heard_text_without_alignment_is_proportional_on_word_boundaries():
+@WIRES
+def test_heard_text_without_alignment_is_proportional_on_word_boundaries(wire_kind):
     async def body(pacer, wire):
         t0 = trio.current_time()
         pacer.start_utterance("a b c d e f g h i j")
@@ -136,12 +159,12 @@ def test_heard_text_without_alignment_is_proportional_on_word_boundaries():
         await trio.sleep_until(t0 + 0.5)
         h = await pacer.clear()
         assert h.text == "a b c d e"
-    run(lambda: with_pacer(body))
+    run(lambda: with_pacer(body, wire_kind))
 
 
 async def talking_pacers(nursery, ticker, wires, n_frames):
     """A running pacer per wire on `ticker`; 50 ms later each starts an utterance of n_frames."""
-    pacers = [Pacer(w.send, OutboundBuilder(f"MZ{i}"), ticker) for i, w in enumerate(wires)]
+    pacers = [Pacer(w.send, OutboundBuilder(f"MZ{i}"), ticker, **w.sender()) for i, w in enumerate(wires)]
     for p in pacers:
         nursery.start_soon(p.run)
     await trio.sleep(0.05)
@@ -151,9 +174,10 @@ async def talking_pacers(nursery, ticker, wires, n_frames):
     return pacers
 
 
-def test_one_ticker_drives_many_pacers():
+@WIRES
+def test_one_ticker_drives_many_pacers(wire_kind):
     async def main():
-        wires = [Wire() for _ in range(30)]
+        wires = [wire_kind() for _ in range(30)]
         ticker = Ticker()
         async with trio.open_nursery() as n:
             await n.start(ticker.run)
@@ -166,9 +190,10 @@ def test_one_ticker_drives_many_pacers():
     run(main)
 
 
-def test_pacers_are_spread_over_the_ticker_phases_and_each_keeps_its_20ms_cadence():
+@WIRES
+def test_pacers_are_spread_over_the_ticker_phases_and_each_keeps_its_20ms_cadence(wire_kind):
     async def main():
-        wires = [Wire() for _ in range(8)]
+        wires = [wire_kind() for _ in range(8)]
         ticker = Ticker(slots=4)
         woken = []  # (time, slot) of each wake-up of a slot that had pacers waiting
         fire = ticker._fire
