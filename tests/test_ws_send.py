@@ -142,7 +142,7 @@ async def test_no_direct_path_without_a_plain_socket():
 def test_client_frames_decode_to_the_payload_at_every_length_class():
     from wsproto.events import AcceptConnection, BytesMessage, Request
 
-    from offhook.providers.ws_send import client_frame
+    from offhook.ws_frames import client_frame
     client, server = WSConnection(ConnectionType.CLIENT), WSConnection(ConnectionType.SERVER)
     server.receive_data(client.send(Request(host="x", target="/")))
     list(server.events())

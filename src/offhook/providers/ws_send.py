@@ -12,13 +12,12 @@ Only plain-TCP connections (ws://, the local emulators, a TLS-terminating sideca
 write to; over TLS (wss://) `direct_sender` returns None and the caller keeps `send_message`.
 This reads attributes of trio-websocket's WebSocketConnection (`_stream`, `_stream_lock`, `_wsproto`,
 `_close_reason`); `direct_sender` checks they are there, so a release that renames them only loses
-the shortcut. The frame is built here (`client_frame`, RFC 6455 §5.2: one final binary frame, masked
-with a fresh random key): wsproto's builder took 3.8 µs for a 160-byte frame, this 0.9 µs. Data
+the shortcut. The frame is built by `ws_frames.client_frame` (one final binary frame, masked with a
+fresh random key): wsproto's builder took 3.8 µs for a 160-byte frame, this 0.9 µs. Data
 frames change no protocol state, and nothing is written once the connection is not OPEN.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import trio
@@ -26,26 +25,7 @@ import trio_websocket
 from wsproto.connection import ConnectionState
 
 from offhook.socket_write import plain_socket, try_write, write_rest
-
-_BINARY_FIN = 0x82
-_MASKED = 0x80
-
-
-def client_frame(payload: bytes) -> bytes:
-    """One masked, final binary frame carrying payload (a client's frames must be masked)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((_BINARY_FIN, _MASKED | n))
-    elif n < 1 << 16:
-        head = bytes((_BINARY_FIN, _MASKED | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((_BINARY_FIN, _MASKED | 127)) + n.to_bytes(8, "big")
-    key = os.urandom(4)
-    if not n:
-        return head + key
-    mask = int.from_bytes((key * ((n + 3) // 4))[:n], "big")
-    return head + key + (int.from_bytes(payload, "big") ^ mask).to_bytes(n, "big")
-
+from offhook.ws_frames import client_frame
 
 @dataclass(slots=True)
 class Rest:

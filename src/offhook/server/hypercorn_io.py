@@ -29,12 +29,14 @@ import trio
 from hypercorn.events import Closed, RawData
 from hypercorn.protocol import ws_stream
 from hypercorn.trio import tcp_server
+from wsproto.connection import ConnectionState
 from wsproto.events import TextMessage
 from wsproto.utilities import LocalProtocolError
 
 from offhook.server.hypercorn_ws import patchable
 from offhook.socket_write import plain_socket, try_write, write_rest
 from offhook.twilio.pacer import SendNow
+from offhook.ws_frames import plain_frames, server_text_frame
 
 _original = tcp_server.TCPServer.protocol_send
 _original_read = tcp_server.TCPServer._read_data
@@ -104,14 +106,19 @@ def text_sender(asgi_send) -> SendNow | None:
     if sock is None:
         return None
     lock = server.send_lock
+    conn = ws.connection
+    own = plain_frames(conn)
 
     def send_now(text: str):
         if ws.closed or ws.state != ws_stream.ASGIWebsocketState.CONNECTED or lock.locked():
             return False
-        try:
-            data = ws.connection.send(TextMessage(data=text))
-        except LocalProtocolError:
-            return False
+        if own and conn.state is ConnectionState.OPEN and conn._proto._outbound_opcode is None:
+            data = server_text_frame(text)
+        else:
+            try:
+                data = conn.send(TextMessage(data=text))
+            except LocalProtocolError:
+                return False
         left = try_write(sock, lock, memoryview(data))
         return True if left is None else partial(_finish, server, left)
 
