@@ -24,6 +24,7 @@ from offhook.agent.endpointing import EndpointPolicy, TurnContext, expecting_fro
 from offhook.agent.fallback_tts import Voice
 from offhook.agent.history import History
 from offhook.agent.responder import Reply
+from offhook.agent.stt_feed import SttFeed
 from offhook.agent.turns import CancelSpeculation, Commit, Finalize, Speculate, TurnTaker
 from offhook.audio import InboundPath
 from offhook.observe.record import BargeInRecord, CallRecord, EventRecord, TurnRecord
@@ -78,6 +79,7 @@ class AgentCall:
         self.levels = AgentLevels()
         self.history = History()
         self.stt = None
+        self.stt_feed = SttFeed()
         self._stt_scope: trio.CancelScope | None = None
         self._stt_seconds_closed = 0.0
         self.last_stt_at = trio.current_time()
@@ -131,7 +133,8 @@ class AgentCall:
         t = time.perf_counter()
         out, speech, level = self.inbound.process(frame)
         stt = self.stt
-        if stt is not None:
+        now = trio.current_time()
+        if stt is not None and (out := self.stt_feed.take(out, speech, now)) is not None:
             self.cpu_s += time.perf_counter() - t
             try:
                 await stt.send(out)
@@ -139,7 +142,7 @@ class AgentCall:
                 self.event("stt_error", str(e)[:160])
                 self._restart_stt()
             t = time.perf_counter()
-        now = trio.current_time()
+            now = trio.current_time()
         if speech:
             self.voiced_since_stt_ms += FRAME_S * 1000
         onset = self.detector.frame(speech, level, self._agent_level(now), now, frame)
@@ -210,6 +213,7 @@ class AgentCall:
                                                                 tag=self.call.call_sid) as stream:
                         self.stt = stream
                         self.last_stt_at = trio.current_time()
+                        self.stt_feed.voiced(self.last_stt_at)
                         self.voiced_since_stt_ms = 0.0
                         try:
                             async for ev in stream:
