@@ -233,3 +233,39 @@ def test_a_ticker_woken_late_fires_each_passed_slot_once_then_keeps_its_grid():
                 assert p.late_frames == 0  # the 80 ms lead covered the stall: the caller heard no gap
             n.cancel_scope.cancel()
     run(main, clock)
+
+
+def test_a_socket_that_fails_on_a_tick_ends_only_its_own_call():
+    async def main():
+        ok, bad = Socket(), Socket()
+        ticker = Ticker(slots=1)
+        failures = []
+
+        def broken(text):
+            if json.loads(text)["event"] == "media" and len(bad.media()) >= 6:
+                raise RuntimeError("socket state nobody expected")
+            return Socket.send_now(bad, text)
+        bad.send_now = broken
+        async with trio.open_nursery() as n:
+            await n.start(ticker.run)
+            t0 = trio.current_time()
+            good, doomed = (Pacer(s.send, OutboundBuilder("MZ"), ticker, send_now=s.send_now) for s in (ok, bad))
+
+            async def run_doomed():
+                try:
+                    await doomed.run()
+                except RuntimeError as e:
+                    failures.append((trio.current_time() - t0, str(e)))
+            n.start_soon(good.run)
+            n.start_soon(run_doomed)
+            for p in (good, doomed):
+                p.start_utterance()
+                p.enqueue(frames(50))
+            await trio.sleep(1.5)
+            assert failures == [(pytest.approx(0.06), "socket state nobody expected")]  # in its own task
+            assert len(bad.media()) == 6
+            times = [round((t - t0) * 1000, 6) for t in ok.media_times()]  # the other call played on
+            assert times[:4] == [0] * 4 and times[4:] == [20 * i for i in range(1, 47)]
+            assert ok.media() == expected_media(50)
+            n.cancel_scope.cancel()
+    run(main)

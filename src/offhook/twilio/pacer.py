@@ -223,6 +223,7 @@ class Pacer:
         self._rest: Callable[[], Awaitable[None]] | None = None  # a message the tick half wrote
         self._work = trio.Event()
         self._served = trio.Event()
+        self._error: Exception | None = None  # raised on a tick: re-raised in our own task
         self._next_id = 0
         self.current: Utterance | None = None
         self.utterances: dict[int, Utterance] = {}
@@ -351,6 +352,8 @@ class Pacer:
                     self._served = trio.Event()
                     self.ticker.serve(self.slot, self)
                     await self._served.wait()
+                    if self._error is not None:
+                        raise self._error
         finally:
             if self.slot is not None:
                 self.ticker.leave(self.slot, self)
@@ -359,6 +362,14 @@ class Pacer:
     def on_tick(self) -> bool:
         """The ticker's call on each tick of our slot: write what is due without yielding. False hands
         the rest to our task (nothing queued any more, or a write that would wait), which is woken."""
+        try:
+            return self._tick()
+        except Exception as e:  # a fault of this call's socket or recorder ends this call, not the ticker
+            self._error = e
+            self._served.set()
+            return False
+
+    def _tick(self) -> bool:
         if self._send_now is None or self.lock.locked():
             self._served.set()
             return False
