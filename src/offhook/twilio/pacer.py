@@ -32,11 +32,12 @@ FRAME_S = 0.020
 
 class Ticker:
     """The process-wide 20 ms playback clock. Its period is split into `slots` phases (4: one every
-    5 ms), each with its own waiters, and each pacer waits on its own slot's tick: a tick then wakes a
-    fraction of the calls, so the last frame written on a tick is not late in proportion to all the
-    calls. Still one timer task for the process; every slot ticks every `period`. It rests while no
-    pacer waits (an idle server does not wake) and rejoins the same grid when one does; a phase with
-    no waiters is skipped, so a single call wakes it once per period, on slot 0's grid."""
+    5 ms), each with its own pacers: a tick serves (writes for, or wakes) a fraction of the calls, so
+    the last frame written on a tick is not late in proportion to all the calls. Still one timer task
+    for the process; every slot ticks every `period`. It rests while no pacer waits (an idle server
+    does not wake) and rejoins the same grid when one does; a phase with no waiters is skipped, so a
+    single call wakes it once per period, on slot 0's grid. `wait` parks a task until its slot's next
+    tick; `serve` has the tick call a pacer's `on_tick` in the ticker's own task."""
 
     def __init__(self, period: float = FRAME_S, slots: int = 4):
         if slots < 1:
