@@ -5,7 +5,7 @@ handler, OutboundPath, pacer), each simulated call talking and listening continu
 uses the diagnostic echo handler (InboundPath + VAD, plays each caller line back); `--mode agent`
 the agent with the STT/TTS emulators, which run in the load generator's process so the emulated
 STT can read the callers' ScriptBoard. Floor: the bare hypercorn echo of `offhook bench ws`, same
-library and the same callers, in the same run. Goals: >= 60% of the floor's calls per core and
+library and the same callers, in the same run: the two are stepped in turn at each N. Goals: >= 60% of the floor's calls per core and
 >= 100 calls per core.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import sys
 
 from offhook.bench.report import fmt, table, write_json
-from offhook.bench.runner import ServerProc, core_split, step_up
+from offhook.bench.runner import ServerProc, core_split, step_up_many
 from offhook.bench.ws import echo_server
 
 DEFAULT_STEPS = "25,50,100,150,200,250,300,400"
@@ -44,11 +44,16 @@ def measure(args: argparse.Namespace, log=print) -> dict:
     steps = [int(s) for s in args.steps.split(",")]
     kw = {"seconds": args.seconds, "warmup": args.warmup, "retries": args.retries, "refine": args.refine, "log": log}
     out: dict = {"mode": args.mode, "steps": steps, "seconds": args.seconds, "cores": core_split()}
+    # stepped in turn at each N, so that a busy spell on this shared machine hits both alike (run one
+    # after the other, the floor once met a quiet quarter of an hour and the full path a noisy one)
+    starters = {"full": full_server(args.mode)}
+    per = {"full": {"mode": "call", "emulators": args.mode == "agent"}}
     if not args.no_floor:
-        log("floor: bare hypercorn echo", flush=True)
-        out["floor"] = step_up(echo_server("hypercorn"), steps, mode="echo", **kw)
-    log(f"full path ({args.mode} handler)", flush=True)
-    out["full"] = step_up(full_server(args.mode), steps, mode="call", emulators=args.mode == "agent", **kw)
+        starters = {"floor": echo_server("hypercorn"), **starters}
+        per["floor"] = {"mode": "echo"}
+    log(("floor (bare hypercorn echo) and " if not args.no_floor else "") +
+        f"full path ({args.mode} handler)" + (", in turn at each N" if not args.no_floor else ""), flush=True)
+    out.update(step_up_many(starters, steps, mode="echo", per=per, **kw))
     full, floor = out["full"], out.get("floor")
     out["fraction_of_floor"] = full["max_calls"] / floor["max_calls"] if floor and floor["max_calls"] else None
     out["cpu_fraction_of_floor"] = (floor["cpu_per_call"] / full["cpu_per_call"]

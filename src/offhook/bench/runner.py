@@ -215,24 +215,22 @@ def _measure(server: ServerProc, gen: subprocess.Popen, out: str, emu: subproces
     return res
 
 
-def step_up(start_server, steps: list[int], **kw) -> dict:
-    """One server kind stepped up: see step_up_many."""
-    return step_up_many({"server": start_server}, steps, **kw)["server"]
-
-
 def step_up_many(starters: dict, steps: list[int], *, seconds: float, mode: str, log=print, retries: int = 1,
-                 refine: int = 2, warmup: float = 1.5, **kw) -> dict[str, dict]:
+                 refine: int = 2, warmup: float = 1.5, per: dict[str, dict] | None = None, **kw) -> dict[str, dict]:
     """Steps N up until p99 lateness > 10 ms or frames are lost, then bisects `refine` times between
     the last passing and the first failing N. Several server kinds are stepped in turn at each N, so
     that whatever else loads this shared machine at the time hits them alike. A fresh server per run
     (`start_server(spec)` makes it), so each run's RSS and counters are its own. A step that fails is
     retried `retries` times and counts as failed only if every attempt fails (one 50 ms stall
-    elsewhere on the box sinks a 5 s p99)."""
+    elsewhere on the box sinks a 5 s p99). `per[name]` overrides `mode` and run_step's keywords for
+    one kind (the load benchmark steps its echo floor and its full path in turn)."""
     state = {name: {"rows": [], "good": 0, "bad": None} for name in starters}
 
     def attempt(name: str, n: int) -> bool:
+        own = {**kw, **(per or {}).get(name, {})}
+        kind_mode = own.pop("mode", mode)
         for i in range(retries + 1):
-            row = run_step(starters[name], Step(n, seconds=seconds, warmup=warmup, mode=mode), **kw)
+            row = run_step(starters[name], Step(n, seconds=seconds, warmup=warmup, mode=kind_mode), **own)
             row["attempt"] = i + 1
             state[name]["rows"].append(row)
             log(f"  {name if len(starters) > 1 else ''} N={n:4d}  p99 late {row['outbound_lateness_ms']['p99'] or 0:7.2f} ms  "
