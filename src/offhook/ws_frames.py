@@ -24,10 +24,11 @@ def client_frame(payload: bytes) -> bytes:
     """One masked, final binary frame carrying payload (a client's frames must be masked)."""
     n = len(payload)
     key = os.urandom(4)
+    head = _head(BINARY, n, MASKED) + key
     if not n:
-        return _head(BINARY, 0, MASKED) + key
+        return head
     mask = int.from_bytes((key * ((n + 3) // 4))[:n], "big")
-    return _head(BINARY, n, MASKED) + key + (int.from_bytes(payload, "big") ^ mask).to_bytes(n, "big")
+    return head + (int.from_bytes(payload, "big") ^ mask).to_bytes(n, "big")
 
 
 def server_text_frame(text: str) -> bytes:

@@ -5,8 +5,8 @@ handler, OutboundPath, pacer), each simulated call talking and listening continu
 uses the diagnostic echo handler (InboundPath + VAD, plays each caller line back); `--mode agent`
 the agent with the STT/TTS emulators, which run in the load generator's process so the emulated
 STT can read the callers' ScriptBoard. Floor: the bare hypercorn echo of `offhook bench ws`, same
-library and the same callers, in the same run: the two are stepped in turn at each N. Goals: >= 60% of the floor's calls per core and
->= 100 calls per core.
+library and the same callers, in the same run: the two are stepped in turn at each N. Goals: >= 60%
+of the floor's calls per core and >= 100 calls per core.
 """
 from __future__ import annotations
 
@@ -48,11 +48,12 @@ def measure(args: argparse.Namespace, log=print) -> dict:
     # after the other, the floor once met a quiet quarter of an hour and the full path a noisy one)
     starters = {"full": full_server(args.mode)}
     per = {"full": {"mode": "call", "emulators": args.mode == "agent"}}
+    label = f"full path ({args.mode} handler)"
     if not args.no_floor:
         starters = {"floor": echo_server("hypercorn"), **starters}
         per["floor"] = {"mode": "echo"}
-    log(("floor (bare hypercorn echo) and " if not args.no_floor else "") +
-        f"full path ({args.mode} handler)" + (", in turn at each N" if not args.no_floor else ""), flush=True)
+        label = f"floor (bare hypercorn echo) and {label}, in turn at each N"
+    log(label, flush=True)
     out.update(step_up_many(starters, steps, mode="echo", per=per, **kw))
     full, floor = out["full"], out.get("floor")
     out["fraction_of_floor"] = full["max_calls"] / floor["max_calls"] if floor and floor["max_calls"] else None

@@ -27,6 +27,7 @@ from wsproto.connection import ConnectionState
 from offhook.socket_write import plain_socket, try_write, write_rest
 from offhook.ws_frames import client_frame
 
+
 @dataclass(slots=True)
 class Rest:
     """What the socket did not take at once; `DirectSender.finish` writes it."""

@@ -112,7 +112,7 @@ def text_sender(asgi_send) -> SendNow | None:
     def send_now(text: str):
         if ws.closed or ws.state != ws_stream.ASGIWebsocketState.CONNECTED or lock.locked():
             return False
-        if own and conn.state is ConnectionState.OPEN and conn._proto._outbound_opcode is None:
+        if own and conn.state is ConnectionState.OPEN:  # (hypercorn sends whole messages only)
             data = server_text_frame(text)
         else:
             try:

@@ -364,33 +364,29 @@ class Pacer:
         """The ticker's call on each tick of our slot: write what is due without yielding. False hands
         the rest to our task (nothing queued any more, or a write that would wait), which is woken."""
         try:
-            return self._tick()
+            keep = self._tick()
         except Exception as e:  # a fault of this call's socket or recorder ends this call, not the ticker
             self._error = e
+            keep = False
+        if not keep:
             self._served.set()
-            return False
+        return keep
 
     def _tick(self) -> bool:
         if self._send_now is None or self.lock.locked():
-            self._served.set()
             return False
         while (due := self._take(trio.current_time())) is not None:
             texts = due[1]
-            while texts:
-                sent = self._send_now(texts[0])
-                if sent is not True:
-                    if sent is False:
-                        self._backlog.extend(texts)
-                    else:
-                        self._rest = sent
-                        self._backlog.extend(texts[1:])
-                    self._served.set()
-                    return False
-                del texts[0]
-        if not self._queue:
-            self._served.set()
-            return False
-        return True
+            for i, text in enumerate(texts):
+                sent = self._send_now(text)
+                if sent is True:
+                    continue
+                if sent is not False:  # half written: its rest first, then the messages after it
+                    self._rest = sent
+                    i += 1
+                self._backlog.extend(texts[i:])
+                return False
+        return bool(self._queue)
 
     async def _flush(self) -> None:
         if self._rest is not None:
