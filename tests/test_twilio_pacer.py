@@ -4,14 +4,10 @@ import json
 
 import pytest
 import trio
-from trio.testing import MockClock
 
 from offhook.twilio.pacer import Pacer, Ticker, Utterance
 from offhook.twilio.protocol import OutboundBuilder
-
-
-def frames(n, start=0):
-    return [bytes([(start + i) % 250 + 1]) * 160 for i in range(n)]
+from pacer_helpers import frames, recorded_ticks, run
 
 
 class Wire:
@@ -45,10 +41,6 @@ class NowWire(Wire):
 
 
 WIRES = pytest.mark.parametrize("wire_kind", [Wire, NowWire], ids=["task-written", "ticker-written"])
-
-
-def run(fn):
-    trio.run(fn, clock=MockClock(autojump_threshold=0))
 
 
 async def with_pacer(body, wire_kind=Wire, **kw):
@@ -195,13 +187,7 @@ def test_pacers_are_spread_over_the_ticker_phases_and_each_keeps_its_20ms_cadenc
     async def main():
         wires = [wire_kind() for _ in range(8)]
         ticker = Ticker(slots=4)
-        woken = []  # (time, slot) of each wake-up of a slot that had pacers waiting
-        fire = ticker._fire
-
-        def counting_fire(slot, due):
-            woken.append((trio.current_time(), slot, ticker.waiting_on(slot)))
-            fire(slot, due)
-        ticker._fire = counting_fire
+        woken = recorded_ticks(ticker)  # (time, slot, pacers waiting, due) of each tick of a slot
         async with trio.open_nursery() as n:
             await n.start(ticker.run)
             t0 = trio.current_time()
@@ -209,11 +195,11 @@ def test_pacers_are_spread_over_the_ticker_phases_and_each_keeps_its_20ms_cadenc
             await trio.sleep(1.5)
             assert sorted(p.slot for p in pacers) == [0, 0, 1, 1, 2, 2, 3, 3]
             # each wake-up is one slot's pacers only (at most ceil(8/4)), on its phase of the period
-            assert woken and max(k for _, _, k in woken) == 2
-            for t, slot, _ in woken:
+            assert woken and max(k for _, _, k, _ in woken) == 2
+            for t, slot, _, _ in woken:
                 assert ((t - t0) * 1000 - 5 * slot) % 20 == pytest.approx(0, abs=1e-6) or \
                     ((t - t0) * 1000 - 5 * slot) % 20 == pytest.approx(20, abs=1e-6)
-            assert {slot for _, slot, _ in woken} == {0, 1, 2, 3}
+            assert {slot for _, slot, _, _ in woken} == {0, 1, 2, 3}
             for p, w in zip(pacers, wires):
                 times = [round((t - t0) * 1000, 3) for t in w.media_times()]
                 assert len(times) == 50 and times[:4] == [50] * 4  # the lead burst, as with one pacer

@@ -9,12 +9,9 @@ from trio.testing import MockClock
 
 from offhook.twilio.pacer import Pacer, Ticker
 from offhook.twilio.protocol import OutboundBuilder
+from pacer_helpers import frames, recorded_ticks, run
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def frames(n):
-    return [bytes([i % 250 + 1]) * 160 for i in range(n)]
 
 
 class Socket:
@@ -50,6 +47,15 @@ class Socket:
         await self.free.wait()
         self._put(text)
 
+    def block(self):
+        """From now on the socket takes nothing: the pacer's task waits to write."""
+        self.busy = True
+        self.free = trio.Event()
+
+    def unblock(self):
+        self.busy = False
+        self.free.set()
+
     def media(self):
         return [m["media"]["payload"] for _, m, _ in self.sent if m["event"] == "media"]
 
@@ -58,10 +64,6 @@ class Socket:
 
     def events(self):
         return [m["event"] if m["event"] != "mark" else "mark:" + m["mark"]["name"] for _, m, _ in self.sent]
-
-
-def run(fn, clock=None):
-    trio.run(fn, clock=clock or MockClock(autojump_threshold=0))
 
 
 def expected_media(n):
@@ -104,11 +106,9 @@ def test_a_socket_that_cannot_take_its_frame_holds_up_only_its_own_call():
             t0 = trio.current_time()
             pacers = await playing(n, ticker, [ok1, slow, ok2], 50)
             await trio.sleep(0.2)
-            slow.busy = True
-            slow.free = trio.Event()
+            slow.block()
             await trio.sleep(0.3)  # its socket takes nothing for 300 ms
-            slow.busy = False
-            slow.free.set()
+            slow.unblock()
             await trio.sleep(1.5)
             for s in (ok1, ok2):
                 times = [round((t - t0) * 1000, 6) for t in s.media_times()]
@@ -155,16 +155,14 @@ def test_clear_while_a_tick_could_not_write_sends_no_audio_after_the_clear():
             await n.start(ticker.run)
             p = (await playing(n, ticker, [s], 100))[0]
             await trio.sleep(0.2)
-            s.busy = True
-            s.free = trio.Event()
+            s.block()
             await trio.sleep(0.05)  # a tick found the socket busy: the pacer's task waits to write
             assert p.blocked or p.lock.locked()
             sent_before = len(s.media())
             async with trio.open_nursery() as inner:
                 inner.start_soon(p.clear)
                 await trio.sleep(0.01)
-                s.busy = False
-                s.free.set()
+                s.unblock()
             await trio.sleep(0.5)
             ev = s.events()
             assert ev.count("clear") == 1
@@ -208,13 +206,7 @@ def test_a_ticker_woken_late_fires_each_passed_slot_once_then_keeps_its_grid():
     async def main():
         sockets = [Socket() for _ in range(4)]
         ticker = Ticker(slots=4)
-        fired = []
-        fire = ticker._fire
-
-        def record(slot, due):
-            fired.append((round((trio.current_time() - t0) * 1000, 6), slot, round((due - t0) * 1000, 6)))
-            fire(slot, due)
-        ticker._fire = record
+        ticks = recorded_ticks(ticker)
         async with trio.open_nursery() as n:
             await n.start(ticker.run)
             t0 = trio.current_time()
@@ -222,6 +214,8 @@ def test_a_ticker_woken_late_fires_each_passed_slot_once_then_keeps_its_grid():
             await trio.sleep(0.2011)
             clock.jump(0.05)  # a 50 ms task step: the ticks of 205-250 ms pass unserved
             await trio.sleep(1)
+            ms = lambda t: round((t - t0) * 1000, 6)
+            fired = [(ms(t), slot, ms(due)) for t, slot, _, due in ticks]
             late = [f for f in fired if f[0] != f[2]]
             assert sorted(f[1] for f in late) == [0, 1, 2, 3]  # one each, not one per missed phase
             assert {f[0] for f in late} == {251.1}
